@@ -1,0 +1,48 @@
+"""``kspec fit SPEC``: train a spec and write a run directory."""
+
+from __future__ import annotations
+
+from kspec.cli.common import add_set_option, quiet_tensorflow
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("fit", help="train a spec; writes a run directory",
+                       description="Build the model a spec describes, train it with Keras "
+                       "progress bars, evaluate every split and write a run directory "
+                       "(resolved spec, model.keras, history CSV/PNG, metrics, versions).")
+    p.add_argument("spec", metavar="SPEC")
+    add_set_option(p)
+    p.add_argument("--out", default="runs", help="folder for run directories (default: runs)")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue an interrupted run from its last finished epoch")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    quiet_tensorflow()
+    from kspec.train.fit import fit
+
+    overrides = list(args.overrides)
+    if args.quiet:
+        overrides.append("training.verbose=0")
+    result = fit(args.spec, out=args.out, resume=args.resume,
+                 overrides=_as_mapping(overrides))
+    print()
+    print(result.summary())
+    return 0
+
+
+def _as_mapping(items: list[str]) -> dict:
+    from kspec.spec.loader import apply_overrides
+
+    # Parse "a.b=value" once here so fit() receives typed values.
+    import yaml
+
+    out = {}
+    for text in items:
+        if "=" not in text:
+            apply_overrides({}, [text])  # raises the standard SpecError
+        key, value = text.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    return out

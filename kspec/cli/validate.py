@@ -1,0 +1,33 @@
+"""``kspec validate SPEC...``: check specs without importing TensorFlow."""
+
+from __future__ import annotations
+
+import sys
+
+from kspec.cli.common import add_set_option
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("validate", help="check specs (instant; no TensorFlow)",
+                       description="Validate one or more specs against the schema and the "
+                       "registries of names. Never imports TensorFlow.")
+    p.add_argument("specs", nargs="+", metavar="SPEC")
+    add_set_option(p)
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from kspec.errors import SpecError
+    from kspec.spec import load_spec
+
+    failed = 0
+    for path in args.specs:
+        try:
+            spec = load_spec(path, args.overrides)
+        except SpecError as e:
+            failed += 1
+            text = str(e)
+            print(text if text.startswith(path) else f"{path}: {text}", file=sys.stderr)
+        else:
+            print(f"{path}: ok ({spec.name})")
+    return 2 if failed else 0

@@ -1,0 +1,131 @@
+"""The one error type users see for a bad spec, and helpers that say *where*.
+
+Every problem with a spec is raised as :class:`SpecError`, carrying the path inside the
+spec (``model.layers[3].activation``), the value received, what would be valid, and a
+"did you mean" suggestion for misspelled names.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Iterable, Sequence
+
+PathPart = str | int
+
+
+def format_path(parts: Iterable[PathPart]) -> str:
+    """Join path parts the way a user reads them: ``model.layers[3].units``.
+
+    Example:
+        >>> format_path(["model", "layers", 3, "units"])
+        'model.layers[3].units'
+    """
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "<spec>"
+
+
+def suggest(name: Any, valid: Iterable[str]) -> str | None:
+    """The closest valid name to ``name``, or None when nothing is close."""
+    if not isinstance(name, str):
+        return None
+    valid = list(valid)
+    matches = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+    if not matches:
+        lowered = {v.lower(): v for v in valid}
+        matches = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+        matches = [lowered[m] for m in matches]
+    return matches[0] if matches else None
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class SpecError(ValueError):
+    """An invalid spec, or a spec that cannot be built, with the place it went wrong.
+
+    Attributes:
+        path: where in the spec, e.g. ``"model.layers[3].activation"``.
+        reason: what is wrong, in words.
+        value: the value received (omitted from the message when not given).
+        valid: what would be valid (a list of names or a phrase).
+        hint: a "did you mean" suggestion, when one is close.
+    """
+
+    _MISSING = object()
+
+    def __init__(
+        self,
+        path: str | Sequence[PathPart],
+        reason: str,
+        *,
+        value: Any = _MISSING,
+        valid: Sequence[str] | str | None = None,
+        hint: str | None = None,
+        source: str | None = None,
+    ) -> None:
+        self.path = path if isinstance(path, str) else format_path(path)
+        self.reason = reason
+        self.value = None if value is SpecError._MISSING else value
+        self.has_value = value is not SpecError._MISSING
+        self.valid = valid
+        self.hint = hint
+        self.source = source
+        self.errors: list[SpecError] = [self]
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = f"{self.source}: " if self.source else ""
+        msg = f"{where}{self.path}: {self.reason}"
+        if self.has_value and f"{self.value!r}" not in self.reason:
+            msg += f" (received: {_short(self.value)})"
+        if self.hint:
+            msg += f"; did you mean {self.hint!r}?"
+        if self.valid:
+            if isinstance(self.valid, str):
+                msg += f" (expected {self.valid})"
+            else:
+                names = list(self.valid)
+                shown = ", ".join(names[:40]) + (", ..." if len(names) > 40 else "")
+                msg += f" (expected one of: {shown})"
+        return msg
+
+    @classmethod
+    def unknown_name(
+        cls, path: str | Sequence[PathPart], kind: str, name: Any, valid: Iterable[str]
+    ) -> "SpecError":
+        """An unknown registry name, with a did-you-mean and the valid names."""
+        valid = sorted(valid)
+        return cls(
+            path, f"unknown {kind} {name!r}", value=name, valid=valid, hint=suggest(name, valid)
+        )
+
+
+class SpecErrors(SpecError):
+    """Several problems found at once (schema validation reports them all)."""
+
+    def __init__(self, errors: Sequence[SpecError], source: str | None = None) -> None:
+        self.errors = list(errors)
+        first = self.errors[0]
+        ValueError.__init__(self, self._render_all(source))
+        self.path, self.reason, self.value = first.path, first.reason, first.value
+        self.has_value, self.valid, self.hint = first.has_value, first.valid, first.hint
+        self.source = source
+
+    def _render_all(self, source: str | None) -> str:
+        head = f"{source}: " if source else ""
+        if len(self.errors) == 1:
+            return head + str(self.errors[0])
+        lines = [f"{head}{len(self.errors)} problems in the spec:"]
+        lines += [f"  - {e}" for e in self.errors]
+        return "\n".join(lines)
+
+
+class DataError(ValueError):
+    """Bad data: names the source, the column or feature, and an example row."""

@@ -1,0 +1,262 @@
+"""Reading specs from files, strings and dicts; ``--set`` overrides; error translation.
+
+Validation never imports TensorFlow or Keras.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+from pydantic import ValidationError
+
+from kspec.errors import PathPart, SpecError, SpecErrors, format_path, suggest
+from kspec.spec.base import RelativeSpecError
+from kspec.spec.root import Spec
+
+SpecLike = "str | os.PathLike | Mapping[str, Any] | Spec"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe YAML loader that refuses duplicate keys (YAML would keep the last silently)."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: dict[Any, Any] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping",
+                node.start_mark,
+                f"found duplicate key {key!r}",
+                key_node.start_mark,
+            )
+        seen[key] = True
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
+)
+
+
+def parse_text(text: str, source: str = "<string>") -> dict[str, Any]:
+    """Parse YAML (or JSON, which is YAML) into a mapping, safely."""
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as e:
+        raise SpecError("<spec>", f"not valid YAML/JSON: {e}", source=source) from e
+    if not isinstance(data, dict):
+        raise SpecError(
+            "<spec>", "a spec must be a mapping at the top level", value=data, source=source
+        )
+    return data
+
+
+def read_raw(source: Any) -> tuple[dict[str, Any], str]:
+    """The raw mapping of a spec and a label for messages (file name or ``<dict>``)."""
+    if isinstance(source, Spec):
+        return source.to_dict(), "<spec>"
+    if isinstance(source, Mapping):
+        return copy.deepcopy(dict(source)), "<dict>"
+    if isinstance(source, (str, os.PathLike)):
+        text = str(source)
+        looks_like_path = isinstance(source, os.PathLike) or (
+            "\n" not in text and re.search(r"\.(ya?ml|json)$", text, re.I) is not None
+        )
+        if looks_like_path:
+            path = Path(text)
+            if not path.is_file():
+                raise SpecError("<spec>", f"spec file not found: {text}", source=text)
+            return parse_text(path.read_text(encoding="utf-8"), str(path)), str(path)
+        return parse_text(text), "<string>"
+    raise TypeError(f"a spec is a path, a YAML/JSON string, a dict or a Spec; got {type(source)}")
+
+
+# -- overrides ------------------------------------------------------------------------------
+_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def parse_key_path(key: str) -> list[PathPart]:
+    """``"model.layers[0].units"`` -> ``["model", "layers", 0, "units"]``."""
+    parts: list[PathPart] = []
+    pos = 0
+    for m in _PART.finditer(key):
+        if m.start() != pos and key[pos:m.start()] != ".":
+            raise SpecError(key, "not a key path like 'training.epochs' or 'model.layers[0].units'")
+        parts.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
+        pos = m.end()
+    if not parts or pos != len(key):
+        raise SpecError(key, "not a key path like 'training.epochs' or 'model.layers[0].units'")
+    return parts
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any] | Iterable[str]) -> dict:
+    """Set values by key path. Strings ``"a.b=VALUE"`` parse VALUE as YAML."""
+    items: list[tuple[str, Any]]
+    if isinstance(overrides, Mapping):
+        items = list(overrides.items())
+    else:
+        items = []
+        for text in overrides:
+            if "=" not in text:
+                raise SpecError(text, "an override is KEY.PATH=VALUE", value=text)
+            key, value = text.split("=", 1)
+            items.append((key.strip(), yaml.safe_load(value) if value.strip() else None))
+    for key, value in items:
+        parts = parse_key_path(key)
+        node: Any = raw
+        for i, part in enumerate(parts[:-1]):
+            nxt = parts[i + 1]
+            if isinstance(part, int):
+                if not isinstance(node, list) or part >= len(node):
+                    raise SpecError(format_path(parts[: i + 1]), "no such list item", value=key)
+                node = node[part]
+            else:
+                if not isinstance(node, dict):
+                    raise SpecError(format_path(parts[: i + 1]), "not a mapping", value=key)
+                node = node.setdefault(part, [] if isinstance(nxt, int) else {})
+        last = parts[-1]
+        if isinstance(last, int):
+            if not isinstance(node, list) or last >= len(node):
+                raise SpecError(format_path(parts), "no such list item", value=key)
+        elif not isinstance(node, dict):
+            raise SpecError(format_path(parts), "not a mapping", value=key)
+        node[last] = value
+    return raw
+
+
+# -- validation ------------------------------------------------------------------------------
+def validate(raw: Mapping[str, Any], source: str = "<dict>") -> Spec:
+    """Validate a raw mapping into a :class:`Spec`, or raise :class:`SpecErrors`."""
+    try:
+        return Spec.model_validate(raw)
+    except ValidationError as e:
+        raise SpecErrors(translate_errors(e, raw), source=source) from None
+
+
+def load_spec(source: Any, overrides: Mapping[str, Any] | Iterable[str] | None = None) -> Spec:
+    """Read and validate a spec; never imports TensorFlow.
+
+    Args:
+        source: a path to a YAML/JSON file, YAML/JSON text, a dict, or a Spec.
+        overrides: ``{"training.epochs": 3}`` or ``["training.epochs=3"]``.
+
+    Example:
+        >>> spec = load_spec("specs/quickstart.yaml", ["training.epochs=1"])
+        >>> spec.training.epochs
+        1
+    """
+    raw, label = read_raw(source)
+    if overrides:
+        apply_overrides(raw, overrides)
+    return validate(raw, label)
+
+
+def _walk(raw: Any, loc: tuple[Any, ...], missing: bool = False) -> list[PathPart]:
+    """Map a pydantic location onto the user's data, dropping union/tag entries."""
+    path: list[PathPart] = []
+    node = raw
+    for n, part in enumerate(loc):
+        if isinstance(node, dict) and isinstance(part, str) and part in node:
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            path.append(part)
+        elif (missing and n == len(loc) - 1 and isinstance(node, dict) and isinstance(part, str)
+              and _is_field_name(part)):
+            # a missing key (always last in the location): part of the path to write
+            path.append(part)
+            node = None
+        # else: a union member or discriminator tag name; not part of the user's path
+    return path
+
+
+def _is_field_name(part: str) -> bool:
+    return re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part) is not None and part not in {
+        "str", "int", "float", "bool", "list", "dict", "custom",
+    }
+
+
+def _join(path: list[PathPart], rel: str) -> str:
+    base = format_path(path)
+    if not rel:
+        return base
+    return (base + rel) if path else format_path(parse_key_path(rel.lstrip(".")))
+
+
+def translate_errors(exc: ValidationError, raw: Mapping[str, Any]) -> list[SpecError]:
+    """Turn pydantic's errors into SpecErrors that name the path in the user's spec."""
+    from kspec.spec.model import layer_names
+
+    grouped: dict[str, SpecError] = {}
+    for err in exc.errors():
+        path = _walk(raw, err["loc"], missing=err["type"] == "missing")
+        kind, ctx = err["type"], err.get("ctx") or {}
+        inner = ctx.get("error")
+        if isinstance(inner, RelativeSpecError):
+            e = inner.inner
+            err_obj = SpecError(
+                _join(path, e.path),
+                e.reason,
+                **({"value": e.value} if e.has_value else {}),
+                valid=e.valid,
+                hint=e.hint,
+            )
+        elif kind == "union_tag_invalid":
+            expected = re.findall(r"'([^']*)'", ctx.get("expected_tags", ""))
+            valid = layer_names() if "_layer_tag" in ctx.get("discriminator", "") else expected
+            err_obj = SpecError.unknown_name(_join(path, ".type"), "type", ctx.get("tag"), valid)
+        elif kind == "union_tag_not_found":
+            valid = layer_names() if "_layer_tag" in ctx.get("discriminator", "") else None
+            err_obj = SpecError(_join(path, ".type"), "missing 'type'", valid=valid)
+        elif kind == "missing":
+            err_obj = SpecError(format_path(path), "required key is missing")
+        elif kind == "literal_error":
+            expected = re.findall(r"'([^']*)'|(\d+)", ctx.get("expected", ""))
+            valid = [a or b for a, b in expected]
+            err_obj = SpecError(
+                format_path(path),
+                f"invalid value {err['input']!r}",
+                valid=valid,
+                hint=suggest(err["input"], valid),
+            )
+        else:
+            msg = err["msg"]
+            msg = re.sub(r"^(Value error, |Assertion failed, )", "", msg)
+            msg = re.sub(r"^Input ", "", msg)
+            err_obj = SpecError(format_path(path), msg[:1].lower() + msg[1:], value=err["input"])
+        key = err_obj.path
+        if key in grouped and kind not in ("missing",):
+            prev = grouped[key]
+            if err_obj.reason not in prev.reason:
+                prev.reason = f"{prev.reason} or {err_obj.reason}"
+                prev.args = (prev._render(),)
+            continue
+        grouped[key] = err_obj
+    return list(grouped.values())
+
+
+def to_yaml(spec: Spec | Mapping[str, Any]) -> str:
+    """A spec as YAML, keys in schema order."""
+    data = spec.to_dict() if isinstance(spec, Spec) else dict(spec)
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the spec format, for editors (``kspec schema``)."""
+    schema = Spec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "kspec model spec"
+    return schema
+
+
+def dumps_json(spec: Spec) -> str:
+    return json.dumps(spec.to_dict(), indent=2)

@@ -1,0 +1,30 @@
+"""The whole spec."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from kspec.spec.base import Strict
+from kspec.spec.data import DataSpec
+from kspec.spec.model import ModelSpec
+from kspec.spec.training import TrainingSpec
+
+FORMAT_VERSION = 1
+
+
+class Spec(Strict):
+    """A kspec model spec: data, model and training, as plain data."""
+
+    kspec: Literal[1] = Field(FORMAT_VERSION, description="spec format version")
+    name: str = Field("model", pattern=r"^[A-Za-z0-9_.-]+$", description="used in run names")
+    description: str = ""
+    seed: int = Field(42, ge=0, description="seeds weights, splits, shuffling and augmentation")
+    data: DataSpec = Field(default_factory=DataSpec)
+    model: ModelSpec
+    training: TrainingSpec
+
+    def to_dict(self) -> dict:
+        """Plain data (JSON types), defaults included: the resolved spec."""
+        return self.model_dump(mode="json", exclude_none=False)

@@ -1,0 +1,1 @@
+"""Training: compile, fit, run directories."""

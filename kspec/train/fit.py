@@ -1,0 +1,258 @@
+"""``kspec.fit``: build, train, evaluate and record a run."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from kspec.errors import DataError, SpecError
+from kspec.spec import Spec, load_spec
+from kspec.train import rundir
+
+_TRAINING_KEYS = ("batch_size", "epochs", "steps_per_epoch", "shuffle", "verbose",
+                  "optimizer", "loss", "metrics", "class_weight")
+
+
+@dataclass
+class Run:
+    """The result of :func:`fit`.
+
+    Attributes:
+        model: the trained ``keras.Model``.
+        history: per-epoch metrics, ``{"loss": [...], "val_loss": [...], ...}``.
+        metrics: final metrics per split, ``{"train": {...}, "validation": {...}, ...}``.
+        test_metrics: ``metrics["test"]`` when there is a test split, else None.
+        run_dir: where the run was written.
+        spec: the resolved spec that produced it.
+    """
+
+    model: Any
+    history: dict[str, list[float]]
+    metrics: dict[str, dict[str, float]]
+    run_dir: Path
+    spec: Spec
+    seconds: float = 0.0
+    data: Any = field(default=None, repr=False)
+
+    @property
+    def test_metrics(self) -> dict[str, float] | None:
+        return self.metrics.get("test")
+
+    def summary(self) -> str:
+        """The one-screen summary printed at the end of ``kspec fit``."""
+        lines = [f"run      {self.run_dir}", f"spec     {self.spec.name} (seed {self.spec.seed})",
+                 f"epochs   {len(next(iter(self.history.values()), []))} in {self.seconds:.1f}s"]
+        names = sorted({k for split in self.metrics.values() for k in split})
+        splits = [s for s in ("train", "validation", "test") if s in self.metrics]
+        lines.append("")
+        lines.append(f"{'metric':<28}" + "".join(f"{s:>12}" for s in splits))
+        for name in names:
+            row = f"{name:<28}"
+            for s in splits:
+                v = self.metrics[s].get(name)
+                row += f"{v:>12.4f}" if isinstance(v, (int, float)) else f"{'':>12}"
+            lines.append(row)
+        lines.append("")
+        lines.append(f"model    {self.run_dir / 'model.keras'}")
+        return "\n".join(lines)
+
+
+def _apply_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in kwargs.items():
+        if key in _TRAINING_KEYS:
+            out[f"training.{key}"] = value
+        elif key in ("seed", "name", "description"):
+            out[key] = value
+        else:
+            raise TypeError(
+                f"fit() got an unexpected keyword {key!r}; training keys "
+                f"({', '.join(_TRAINING_KEYS)}), seed and name are accepted directly, other "
+                "values through overrides={'model.layers[0].units': 64}"
+            )
+    return out
+
+
+def _class_weight(spec: Spec, y) -> dict[int, float] | None:
+    cw = spec.training.class_weight
+    if cw != "balanced":
+        return cw
+    if not isinstance(y, np.ndarray) or y.ndim != 1:
+        raise SpecError("training.class_weight", "'balanced' needs one integer label per row")
+    classes, counts = np.unique(y, return_counts=True)
+    return {int(c): float(len(y) / (len(classes) * n)) for c, n in zip(classes, counts)}
+
+
+def _callbacks(spec: Spec, run_dir: Path, has_validation: bool):
+    import keras
+
+    cb = spec.training.callbacks
+    out = [keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True)]
+    if cb.backup_and_restore:
+        # Resumes from the last finished epoch if this run directory was interrupted.
+        out.append(keras.callbacks.BackupAndRestore(str(run_dir / "backup")))
+
+    def monitor(name: str, path: str) -> str:
+        if name.startswith("val_") and not has_validation:
+            raise SpecError(path, f"monitors {name!r} but the data has no validation split",
+                            valid="a training metric such as 'loss', or add data.splits.validation")
+        return name
+
+    if cb.early_stopping:
+        es = cb.early_stopping
+        out.append(keras.callbacks.EarlyStopping(
+            monitor=monitor(es.monitor, "training.callbacks.early_stopping.monitor"),
+            patience=es.patience, min_delta=es.min_delta, mode=es.mode,
+            restore_best_weights=es.restore_best_weights, start_from_epoch=es.start_from_epoch))
+    if cb.checkpoint:
+        ck = cb.checkpoint
+        out.append(keras.callbacks.ModelCheckpoint(
+            str(run_dir / "checkpoint.keras"),
+            monitor=monitor(ck.monitor, "training.callbacks.checkpoint.monitor"),
+            save_best_only=ck.save_best_only, mode=ck.mode))
+    if cb.reduce_lr_on_plateau:
+        rl = cb.reduce_lr_on_plateau
+        out.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor(rl.monitor, "training.callbacks.reduce_lr_on_plateau.monitor"),
+            factor=rl.factor, patience=rl.patience, min_lr=rl.min_lr))
+    if cb.tensorboard:
+        out.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard")))
+    out.append(_NonFinite())
+    return out
+
+
+def _NonFinite():
+    import keras
+
+    class StopOnNonFinite(keras.callbacks.TerminateOnNaN):
+        """Stop at a NaN/inf loss and remember it, so the run is recorded as failed."""
+
+        failed_at: int | None = None
+
+        def on_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                self.failed_at = batch
+            super().on_batch_end(batch, logs)
+
+    return StopOnNonFinite()
+
+
+def prepare(spec: Any, data: Any = None, overrides: Mapping[str, Any] | None = None):
+    """Validate the spec, load the data and build the compiled model (no training)."""
+    from kspec.build.model import build_model, set_seed
+    from kspec.data.preprocess import input_layers
+    from kspec.data.sources import load_data
+    from kspec.train.compile import compile_model
+
+    spec = load_spec(spec, overrides or None)
+    set_seed(spec.seed)
+    loaded = load_data(spec, data)
+    model = build_model(spec, loaded.input_shapes(), input_layers(spec, loaded))
+    compile_model(model, spec)
+    return spec, loaded, model
+
+
+def fit(spec: Any, data: Any = None, *, out: str | Path = "runs",
+        overrides: Mapping[str, Any] | None = None, resume: str | Path | None = None,
+        callbacks: list | None = None, **kwargs: Any) -> Run:
+    """Train the model a spec describes and record the run.
+
+    Args:
+        spec: a path, YAML/JSON text, dict or Spec.
+        data: in-memory data, ``(x, y)`` or ``{"train": (x, y), "test": (x, y)}``; default:
+            the spec's ``data.source``.
+        out: folder in which a new run directory is made.
+        overrides: values by key path, ``{"model.layers[0].units": 64}``.
+        resume: an interrupted run directory to continue (its spec is used).
+        callbacks: extra Keras callbacks.
+        **kwargs: training keys (``epochs=2``, ``batch_size=64``, ...), ``seed``, ``name``.
+
+    Returns:
+        A :class:`Run` with the trained model, history, metrics and run directory.
+
+    Example:
+        >>> run = fit("specs/quickstart.yaml", epochs=1)
+        >>> sorted(run.metrics)
+        ['test', 'train', 'validation']
+    """
+    from kspec.data.pipeline import to_dataset
+
+    merged = dict(overrides or {})
+    merged.update(_apply_kwargs(kwargs))
+    if resume is not None:
+        run_dir = Path(resume)
+        if not (run_dir / "spec.yaml").is_file():
+            raise SpecError("resume", f"{run_dir} is not a kspec run directory (no spec.yaml)")
+        spec = run_dir / "spec.yaml"
+    spec, loaded, model = prepare(spec, data, merged)
+    if resume is None:
+        run_dir = rundir.new_run_dir(out, spec.name)
+    rundir.write_spec(run_dir, spec)
+    meta = {"seed": spec.seed, "versions": rundir.library_versions(), "started": rundir.now(),
+            "status": "running", "data": loaded.source, "command": sys.argv[:1]}
+    rundir.write_json(run_dir / "meta.json", meta)
+
+    t = spec.training
+    train_ds = to_dataset(loaded.train, t.batch_size, shuffle=t.shuffle, seed=spec.seed,
+                          cache=spec.data.cache)
+    val_ds = (to_dataset(loaded.validation, t.batch_size, cache=spec.data.cache)
+              if loaded.validation is not None else None)
+    cbs = _callbacks(spec, run_dir, val_ds is not None) + list(callbacks or [])
+    start = time.perf_counter()
+    try:
+        history = model.fit(
+            train_ds, validation_data=val_ds, epochs=t.epochs, steps_per_epoch=t.steps_per_epoch,
+            class_weight=_class_weight(spec, loaded.train.y), callbacks=cbs, verbose=t.verbose,
+            shuffle=False,  # the dataset is shuffled (seeded) by to_dataset
+        )
+    except BaseException as e:
+        meta.update(status="failed", error=f"{type(e).__name__}: {e}", ended=rundir.now())
+        rundir.write_json(run_dir / "meta.json", meta)
+        raise
+    seconds = time.perf_counter() - start
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    nonfinite = next((c for c in cbs if hasattr(c, "failed_at")), None)
+    if nonfinite is not None and nonfinite.failed_at is not None:
+        meta.update(status="failed", error="loss became NaN/inf", ended=rundir.now())
+        rundir.write_json(run_dir / "meta.json", meta)
+        raise DataError(
+            f"training stopped: the loss became NaN/inf in epoch {len(hist.get('loss', []))} "
+            f"(run kept in {run_dir}); lower the learning rate or check the data for extreme "
+            "values"
+        )
+
+    metrics = {}
+    for name, split in loaded.splits().items():
+        ds = to_dataset(split, t.batch_size, cache=False)
+        values = model.evaluate(ds, verbose=0, return_dict=True)
+        metrics[name] = {k: float(v) for k, v in values.items()}
+    rundir.save_model_atomic(model, run_dir / "model.keras")
+    rundir.write_json(run_dir / "metrics.json", metrics)
+    if hist:
+        from kspec.train.plots import plot_history
+
+        plot_history(hist, run_dir / "history.png", title=spec.name)
+    meta.update(status="finished", ended=rundir.now(), seconds=round(seconds, 3),
+                epochs=len(hist.get("loss", [])))
+    rundir.write_json(run_dir / "meta.json", meta)
+    return Run(model=model, history=hist, metrics=metrics, run_dir=run_dir, spec=spec,
+               seconds=seconds, data=loaded)
+
+
+def load_run(run_dir: str | Path) -> dict[str, Any]:
+    """The record of a finished run: spec, meta, metrics (no model load)."""
+    run_dir = Path(run_dir)
+    return {
+        "spec": load_spec(run_dir / "spec.yaml"),
+        "meta": json.loads((run_dir / "meta.json").read_text()),
+        "metrics": json.loads((run_dir / "metrics.json").read_text())
+        if (run_dir / "metrics.json").exists() else {},
+    }
