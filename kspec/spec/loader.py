@@ -9,6 +9,7 @@ import copy
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -19,7 +20,10 @@ from kspec.errors import PathPart, SpecError, SpecErrors, format_path, suggest
 from kspec.spec.base import RelativeSpecError
 from kspec.spec.root import Spec
 
-SpecLike = "str | os.PathLike | Mapping[str, Any] | Spec"
+
+
+class SpecWarning(UserWarning):
+    """A spec that is valid but probably not what its author wants."""
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -136,9 +140,14 @@ def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any] | Iterable
 def validate(raw: Mapping[str, Any], source: str = "<dict>") -> Spec:
     """Validate a raw mapping into a :class:`Spec`, or raise :class:`SpecErrors`."""
     try:
-        return Spec.model_validate(raw)
+        spec = Spec.model_validate(raw)
     except ValidationError as e:
         raise SpecErrors(translate_errors(e, raw), source=source) from None
+    from kspec.diagnose.lint import lint_spec
+
+    for message in lint_spec(spec):
+        warnings.warn(SpecWarning(message), stacklevel=3)
+    return spec
 
 
 def load_spec(source: Any, overrides: Mapping[str, Any] | Iterable[str] | None = None) -> Spec:
