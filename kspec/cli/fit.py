@@ -34,15 +34,13 @@ def run(args) -> int:
 
 
 def _as_mapping(items: list[str]) -> dict:
-    from kspec.spec.loader import apply_overrides
+    from kspec.spec.loader import apply_overrides, yaml_value
 
     # Parse "a.b=value" once here so fit() receives typed values.
-    import yaml
-
     out = {}
     for text in items:
         if "=" not in text:
             apply_overrides({}, [text])  # raises the standard SpecError
         key, value = text.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        out[key.strip()] = yaml_value(value) if value.strip() else None
     return out

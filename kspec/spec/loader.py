@@ -49,6 +49,29 @@ _UniqueKeyLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
 )
 
+# YAML 1.1 (PyYAML) reads `1e-3` as a string; YAML 1.2 and JSON read it as a number, which
+# is what anyone writing a learning rate means. Resolve YAML 1.2 floats.
+_FLOAT_12 = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:float"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789.")
+)
+
+
+def yaml_value(text: str) -> Any:
+    """Parse one YAML value as specs do (``1e-3`` is a number)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
 
 def parse_text(text: str, source: str = "<string>") -> dict[str, Any]:
     """Parse YAML (or JSON, which is YAML) into a mapping, safely."""
@@ -112,7 +135,7 @@ def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any] | Iterable
             if "=" not in text:
                 raise SpecError(text, "an override is KEY.PATH=VALUE", value=text)
             key, value = text.split("=", 1)
-            items.append((key.strip(), yaml.safe_load(value) if value.strip() else None))
+            items.append((key.strip(), yaml_value(value) if value.strip() else None))
     for key, value in items:
         parts = parse_key_path(key)
         node: Any = raw
