@@ -1,4 +1,4 @@
-"""The model section: named inputs and a stack of layers.
+"""The model section: named inputs and a stack of layers, or a graph of named blocks.
 
 Each layer is a mapping with a ``type``; built-in types have their own model (so a typo in
 a parameter is an error that names the layer), and types a user registered with
@@ -243,15 +243,218 @@ class Input(Strict):
     dtype: Literal["float32", "float16", "int32", "int64", "string", "bool"] = "float32"
 
 
-class ModelSpec(Strict):
-    """A layer stack on one named input."""
+APPLICATIONS = (
+    # keras.applications architectures (Keras 3.15); listed here so that validating a spec
+    # never imports Keras.
+    "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtSmall", "ConvNeXtTiny", "ConvNeXtXLarge",
+    "DenseNet121", "DenseNet169", "DenseNet201", "EfficientNetB0", "EfficientNetB1",
+    "EfficientNetB2", "EfficientNetB3", "EfficientNetB4", "EfficientNetB5", "EfficientNetB6",
+    "EfficientNetB7", "EfficientNetV2B0", "EfficientNetV2B1", "EfficientNetV2B2",
+    "EfficientNetV2B3", "EfficientNetV2L", "EfficientNetV2M", "EfficientNetV2S",
+    "InceptionResNetV2", "InceptionV3", "MobileNet", "MobileNetV2", "MobileNetV3Large",
+    "MobileNetV3Small", "NASNetLarge", "NASNetMobile", "ResNet101", "ResNet101V2", "ResNet152",
+    "ResNet152V2", "ResNet50", "ResNet50V2", "VGG16", "VGG19", "Xception",
+)
 
-    inputs: list[Input] = Field(default_factory=lambda: [Input()], min_length=1)
-    layers: list[Layer] = Field(..., min_length=1)
-    output_name: str = Field("output", description="name of the output (and its last layer)")
+_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+MERGES = ("concatenate", "add", "multiply", "average", "maximum", "subtract")
+
+
+class TransferBase(Strict):
+    """A pre-trained (or architecture-only) model to start from, optionally cut and frozen.
+
+    Exactly one of ``run``, ``path`` or ``application`` says where it comes from.
+    """
+
+    run: str | None = Field(
+        None, description="an earlier kspec run: a spec name (the newest finished run of that "
+        "name in the output folder) or a run directory"
+    )
+    path: str | None = Field(
+        None, description="a .keras file, a SavedModel directory or a kspec run directory"
+    )
+    application: str | None = Field(
+        None, description="a keras.applications architecture by name, e.g. MobileNetV2"
+    )
+    weights: str | None = Field(
+        None, description="application weights: a local .weights.h5 file, or null for random "
+        "weights (never downloaded)"
+    )
+    include_top: bool = Field(False, description="application: keep the classifier on top")
+    pooling: Literal["avg", "max"] | None = Field(
+        None, description="application: global pooling of the last feature map"
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="application: other constructor keywords (alpha, ...)"
+    )
+    cut_at: str | None = Field(
+        None, description="keep the base up to and including this layer (drop the rest)"
+    )
+    trainable: bool = Field(
+        False, description="train the base from the start (default: frozen feature extractor)"
+    )
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "ModelSpec":
+    def _one_source(self) -> "TransferBase":
+        given = [k for k in ("run", "path", "application") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise RelativeSpecError(SpecError(
+                "", "a base needs exactly one of 'run', 'path' or 'application'",
+                value=given or None, valid="run: SPEC_NAME, path: FILE_OR_DIR or "
+                "application: NAME"))
+        if self.application is not None:
+            if self.application not in APPLICATIONS:
+                raise RelativeSpecError(SpecError.unknown_name(
+                    ".application", "keras.applications architecture", self.application,
+                    APPLICATIONS))
+            if self.weights is not None and self.weights.lower() in ("imagenet", "download"):
+                raise RelativeSpecError(SpecError(
+                    ".weights", "kspec never downloads weights; download them once yourself "
+                    "and give the local file path, or use null for random weights",
+                    value=self.weights, valid="a local .h5/.weights.h5 file path, or null"))
+        else:
+            for key in ("weights", "pooling"):
+                if getattr(self, key) is not None:
+                    raise RelativeSpecError(SpecError(
+                        f".{key}", f"{key!r} applies only to an 'application' base",
+                        value=getattr(self, key)))
+            if self.options or self.include_top:
+                key = "options" if self.options else "include_top"
+                raise RelativeSpecError(SpecError(
+                    f".{key}", f"{key!r} applies only to an 'application' base"))
+        return self
+
+
+class BlockDef(Strict):
+    """A reusable block: a stack of layers, optionally with a residual connection."""
+
+    layers: list[Layer] = Field(..., min_length=1)
+    residual: bool | Literal["project"] = Field(
+        False, description="add the block's input to its output; 'project' first maps the "
+        "input to the output's shape with a 1x1 convolution or a dense layer"
+    )
+
+
+class Block(Strict):
+    """A named node of a graph model.
+
+    It takes one or more earlier inputs/blocks, merges them if there are several, and applies
+    a layer stack (inline ``layers`` or a definition by ``use``, ``repeat`` times) or a
+    transfer ``base``.
+    """
+
+    name: str = Field(..., pattern=_NAME)
+    inputs: list[str] = Field(..., min_length=1, description="input or block names")
+    merge: Literal["concatenate", "add", "multiply", "average", "maximum", "subtract"] | None = (
+        None)
+    axis: int = Field(-1, description="concatenation axis")
+    layers: list[Layer] = Field(default_factory=list)
+    use: str | None = Field(None, description="name of a block definition to apply")
+    repeat: PositiveInt = Field(1, description="apply the layers this many times (new weights)")
+    residual: bool | Literal["project"] | None = Field(
+        None, description="add the input to the output of each repetition (default: the "
+        "definition's setting)"
+    )
+    base: TransferBase | None = None
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _one_name(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _shape_of_block(self) -> "Block":
+        kinds = [k for k in ("layers", "use", "base") if getattr(self, k)]
+        if len(kinds) > 1:
+            raise RelativeSpecError(SpecError(
+                f".{kinds[1]}", f"a block has one of 'layers', 'use' or 'base', not "
+                f"{' and '.join(repr(k) for k in kinds)}"))
+        if not kinds and self.merge is None:
+            raise RelativeSpecError(SpecError(
+                "", f"block {self.name!r} does nothing",
+                valid="'layers', 'use: DEFINITION', 'base' or 'merge'"))
+        if self.merge is not None and len(self.inputs) < 2:
+            raise RelativeSpecError(SpecError(
+                ".merge", f"block {self.name!r} merges a single input {self.inputs}",
+                valid="two or more inputs"))
+        if self.merge is None and len(self.inputs) > 1 and self.base is None:
+            raise RelativeSpecError(SpecError(
+                ".inputs", f"block {self.name!r} takes {len(self.inputs)} inputs but says "
+                "how to merge them", valid=[f"merge: {m}" for m in MERGES]))
+        if self.merge == "subtract" and len(self.inputs) != 2:
+            raise RelativeSpecError(SpecError(
+                ".inputs", "'subtract' takes exactly two inputs", value=self.inputs))
+        if self.base is not None and (self.repeat != 1 or self.residual):
+            raise RelativeSpecError(SpecError(
+                ".repeat" if self.repeat != 1 else ".residual",
+                "a 'base' block cannot be repeated or residual"))
+        return self
+
+
+class Output(Strict):
+    """A named model output, taken from a block."""
+
+    name: str = Field(..., pattern=_NAME, description="output name (loss/metric key)")
+    block: str | None = Field(None, description="the block it comes from (default: name)")
+
+
+class ModelSpec(Strict):
+    """A layer stack on one named input, or a graph of named blocks.
+
+    Stack form: ``inputs`` (one), optional transfer ``base``, ``layers``.
+    Graph form: ``inputs``, ``blocks`` (each naming its inputs), ``definitions`` of reusable
+    blocks and ``outputs``.
+    """
+
+    inputs: list[Input] = Field(default_factory=lambda: [Input()], min_length=1)
+    base: TransferBase | None = Field(None, description="stack form: start from this model")
+    layers: list[Layer] = Field(default_factory=list, description="stack form: the layers")
+    output_name: str = Field("output", description="name of the output (and its last layer)")
+    definitions: dict[str, BlockDef] = Field(
+        default_factory=dict, description="graph form: reusable blocks by name")
+    blocks: list[Block] = Field(default_factory=list, description="graph form: named blocks")
+    outputs: list[Output] = Field(
+        default_factory=list, description="graph form: named outputs (default: the last block, "
+        "named output_name)")
+
+    @property
+    def is_graph(self) -> bool:
+        return bool(self.blocks)
+
+    def output_names(self) -> list[str]:
+        """The model's output names, in order."""
+        if self.is_graph and self.outputs:
+            return [o.name for o in self.outputs]
+        return [self.output_name]
+
+    def output_blocks(self) -> dict[str, str]:
+        """Output name -> the block it is taken from (graph form)."""
+        if not self.outputs:
+            return {self.output_name: self.blocks[-1].name}
+        return {o.name: o.block or o.name for o in self.outputs}
+
+    def base_names(self) -> list[str]:
+        """Names of the layers that hold a transfer base (``base`` in the stack form)."""
+        if self.is_graph:
+            return [b.name for b in self.blocks if b.base is not None]
+        return ["base"] if self.base is not None else []
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelSpec":
+        if self.is_graph:
+            from kspec.spec.graph import check_graph
+
+            check_graph(self)
+            return self
+        for key in ("definitions", "outputs"):
+            if getattr(self, key):
+                raise RelativeSpecError(SpecError(
+                    f".{key}", f"{key!r} belongs to the graph form; add 'blocks' (or remove "
+                    f"{key!r})"))
+        if not self.layers:
+            raise RelativeSpecError(SpecError(
+                ".layers", "required key is missing",
+                valid="a list of layers (stack form), or 'blocks' (graph form)"))
         seen: dict[str, int] = {}
         for i, layer in enumerate(self.layers):
             if layer.name is None:
@@ -266,6 +469,7 @@ class ModelSpec(Strict):
             seen[layer.name] = i
         if len(self.inputs) != 1:
             raise RelativeSpecError(
-                SpecError(".inputs", "a layer stack takes exactly one input", value=len(self.inputs))
+                SpecError(".inputs", "a layer stack takes exactly one input; use 'blocks' for "
+                          "several inputs", value=len(self.inputs))
             )
         return self

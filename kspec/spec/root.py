@@ -9,7 +9,7 @@ from pydantic import Field
 from kspec.spec.base import Strict
 from kspec.spec.data import DataSpec
 from kspec.spec.model import ModelSpec
-from kspec.spec.training import TrainingSpec
+from kspec.spec.training import EnsembleSpec, TrainingSpec
 
 FORMAT_VERSION = 1
 
@@ -24,6 +24,7 @@ class Spec(Strict):
     data: DataSpec = Field(default_factory=DataSpec)
     model: ModelSpec
     training: TrainingSpec
+    ensemble: EnsembleSpec | None = Field(None, description="train K members, average them")
 
     def to_dict(self) -> dict:
         """Plain data (JSON types), defaults included: the resolved spec."""

@@ -1,10 +1,15 @@
-"""The training section: optimizer, loss, metrics, schedule of epochs and callbacks."""
+"""The training section: optimizer, loss, metrics, epochs, callbacks, phases, targets, TTA.
+
+Also the top-level ``ensemble`` section (K members of one spec, averaged into one model).
+"""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+import re
+
+from pydantic import Field, field_validator, model_validator
 
 from kspec import registry
 from kspec.errors import SpecError
@@ -70,6 +75,84 @@ def _check_schedule(value: Any) -> Any:
     return value
 
 
+class LastN(Strict):
+    """Train the head and the last ``last`` layers (that have weights) of the base."""
+
+    last: PositiveInt
+
+
+class NamePattern(Strict):
+    """Train the head and the base layers whose names match a regular expression."""
+
+    pattern: str | list[str]
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: Any) -> Any:
+        for p in [v] if isinstance(v, str) else v:
+            try:
+                re.compile(p)
+            except re.error as e:
+                raise ValueError(f"{p!r} is not a regular expression: {e}") from None
+        return v
+
+
+class Phase(Strict):
+    """One stage of training: what is trainable, with which optimizer, for how many epochs.
+
+    ``trainable``: ``all`` (everything), ``head`` (nothing of the base), ``{last: N}`` (the
+    head and the last N base layers with weights) or ``{pattern: REGEX}`` (the head and the
+    base layers whose names match). Batch-norm layers of the base stay in inference mode.
+    """
+
+    name: str | None = None
+    trainable: Literal["all", "head"] | LastN | NamePattern = "all"
+    epochs: PositiveInt | None = Field(None, description="default: training.epochs")
+    optimizer: OptimizerRef | None = Field(None, description="default: training.optimizer")
+
+    @field_validator("optimizer")
+    @classmethod
+    def _schedule(cls, v: Any) -> Any:
+        return v if v is None else _check_schedule(v)
+
+
+class Target(Strict):
+    """How an output's target is derived from the data's single label array.
+
+    At most one of ``label_map`` (integer label i becomes ``label_map[i]``), ``threshold``
+    (1 where label > threshold, else 0) or ``column`` (one column of a 2-D label array).
+    With none of them the label is used as it is.
+    """
+
+    label_map: list[float] | None = None
+    threshold: float | None = None
+    column: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _at_most_one(self) -> "Target":
+        given = [k for k in ("label_map", "threshold", "column") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise RelativeSpecError(SpecError(
+                f".{given[1]}", f"a target has one of label_map, threshold or column, not "
+                f"{' and '.join(given)}"))
+        return self
+
+
+class TTASpec(Strict):
+    """Evaluate and predict on fixed views of each input image, averaged.
+
+    Schemes: ``flip`` (image + horizontal flip), ``five_crop`` (four corners + centre),
+    ``ten_crop`` (five crops + their horizontal flips). Crops cover ``crop_fraction`` of each
+    side and are resized back to the input size (or, when the data is larger than the model
+    input, taken at the model's input size).
+    """
+
+    scheme: Literal["flip", "five_crop", "ten_crop"] = "ten_crop"
+    crop_fraction: float = Field(0.875, gt=0.0, le=1.0)
+    splits: list[Literal["train", "validation", "test"]] = Field(
+        default_factory=lambda: ["test"], description="splits to evaluate with TTA")
+
+
 class TrainingSpec(Strict):
     """How to train: optimizer, loss, metrics, batches, epochs and callbacks."""
 
@@ -94,4 +177,32 @@ class TrainingSpec(Strict):
     def _schedule(cls, v: Any) -> Any:
         return _check_schedule(v)
 
+    phases: list[Phase] = Field(
+        default_factory=list, description="train in stages (transfer learning); default: one "
+        "stage of `epochs` with everything trainable")
+    targets: dict[str, Target] = Field(
+        default_factory=dict, description="per output name: derive its target from the label")
+    loss_weighting: Literal["fixed", "uncertainty"] = Field(
+        "fixed", description="multi-output: fixed loss_weights, or learned uncertainty "
+        "weighting (Kendall & Cipolla)")
+    tta: TTASpec | None = None
 
+
+class EnsembleSpec(Strict):
+    """Train ``members`` copies of the spec (seeds ``seed + k``) and average their outputs.
+
+    With ``bootstrap: true`` each member trains on a bootstrap sample (drawn with
+    replacement) of the training split: bagging.
+    """
+
+    members: int = Field(3, ge=2, le=64)
+    bootstrap: bool = False
+    seeds: list[int] | None = Field(None, description="one seed per member (default: seed+k)")
+
+    @model_validator(mode="after")
+    def _seed_count(self) -> "EnsembleSpec":
+        if self.seeds is not None and len(self.seeds) != self.members:
+            raise RelativeSpecError(SpecError(
+                ".seeds", f"{len(self.seeds)} seeds for {self.members} members",
+                value=self.seeds, valid=f"a list of {self.members} integers"))
+        return self
