@@ -1,17 +1,273 @@
 """Layers that run on each input before the model's own layers.
 
-Statistics are fitted on the training split only and stored as layer weights, so saved
-and exported models take raw inputs.
+Preprocessing statistics are fitted on the training split only (each step on the output of
+the step before) and stored as layer weights, so saved and exported models take raw inputs.
+Augmentation layers follow; they are random only when the model runs in training mode.
+
+Example:
+    >>> spec = load_spec("specs/normalized_digits.yaml")
+    >>> data = load_data(spec)
+    >>> [type(l).__name__ for l in input_layers(spec, data)["image"]]
+    ['Rescale', 'RandomRotation', 'GaussianNoise']
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
 
-from kspec.data.sources import Data
+import numpy as np
+
+from kspec.data.split import Data
+from kspec.errors import SpecError
 from kspec.spec import Spec
+from kspec.spec.data import ChannelMean, MinMax, Whiten, ZScore
+
+log = logging.getLogger("kspec.data")
+
+# A dense d x d covariance beyond this many features costs more memory and time than any
+# model kspec trains on CPU; images that large should use per-channel statistics instead.
+MAX_WHITEN_FEATURES = 8192
 
 
-def input_layers(spec: Spec, data: Data) -> dict[str, list[Any]]:
-    """Per input name, the (fitted) preprocessing and augmentation layers, in order."""
-    return {}
+@dataclass
+class Fitted:
+    """One fitted step: its Keras layer and NumPy forward/inverse maps (for chaining)."""
+
+    make_layer: Callable[[str], Any]
+    forward: Callable[[np.ndarray], np.ndarray]
+    inverse: Callable[[np.ndarray], np.ndarray]
+    out_shape: tuple[int, ...]
+
+
+def _reduce_axes(per: str, ndim: int) -> tuple[int, ...]:
+    if per == "feature":
+        return (0,)
+    if per == "channel":
+        return tuple(range(ndim - 1))
+    return tuple(range(ndim))
+
+
+def _stat_shape(per: str, example_shape: tuple[int, ...]) -> tuple[int, ...]:
+    return {"feature": example_shape, "channel": example_shape[-1:], "global": ()}[per]
+
+
+def _rescale(offset, scale, shift: float, shape: tuple[int, ...]) -> Fitted:
+    offset = np.asarray(offset, "float64").reshape(shape)
+    scale = np.asarray(scale, "float64").reshape(shape)
+
+    def make(name: str):
+        from kspec.data.layers import Rescale
+
+        layer = Rescale(stat_shape=shape, shift=shift, name=name)
+        layer.set_statistics(offset, scale)
+        return layer
+
+    return Fitted(make, lambda x: ((x - offset) * scale + shift).astype("float32"),
+                  lambda y: ((y - shift) / scale + offset).astype("float32"), None)
+
+
+def _fit_rescale(step: Any, x: np.ndarray) -> Fitted:
+    example = x.shape[1:]
+    if isinstance(step, ChannelMean):
+        axes, shape = _reduce_axes("channel", x.ndim), _stat_shape("channel", example)
+        mean = x.mean(axis=axes, dtype="float64")
+        return _rescale(mean, np.ones_like(mean), 0.0, shape)
+    axes, shape = _reduce_axes(step.per, x.ndim), _stat_shape(step.per, example)
+    if isinstance(step, MinMax):
+        lo, hi = step.range
+        mn = x.min(axis=axes).astype("float64")
+        span = x.max(axis=axes).astype("float64") - mn
+        # A constant feature maps to the low end instead of dividing by zero.
+        scale = np.where(span > 0, (hi - lo) / np.where(span > 0, span, 1.0), 1.0)
+        return _rescale(mn, scale, lo, shape)
+    if isinstance(step, ZScore):
+        mean = x.mean(axis=axes, dtype="float64")
+        std = x.std(axis=axes, dtype="float64")
+        # Constant features are only centred: 1/epsilon would blow up unseen values.
+        scale = np.where(std > step.epsilon, 1.0 / np.maximum(std, step.epsilon), 1.0)
+        return _rescale(mean, scale, 0.0, shape)
+    raise TypeError(step)
+
+
+def _fit_whiten(step: Whiten, x: np.ndarray, where: str) -> Fitted:
+    n, example = len(x), x.shape[1:]
+    d = int(np.prod(example))
+    if d > MAX_WHITEN_FEATURES:
+        raise SpecError(where, f"whitening needs a {d} x {d} covariance matrix; at most "
+                        f"{MAX_WHITEN_FEATURES} features are supported",
+                        valid="zscore or channel_mean with per: channel for large images")
+    if step.components is not None and step.components > d:
+        raise SpecError(f"{where}.components", f"the input has only {d} features",
+                        value=step.components)
+    flat = x.reshape(n, d).astype("float64")
+    mean = flat.mean(axis=0)
+    cov = np.cov(flat - mean, rowvar=False, bias=True).reshape(d, d)
+    eigval, eigvec = np.linalg.eigh(cov)
+    order = np.argsort(eigval)[::-1]
+    eigval, eigvec = np.clip(eigval[order], 0.0, None), eigvec[:, order]
+    if step.method == "pca":
+        k = step.components or d
+        matrix = eigvec[:, :k] / np.sqrt(eigval[:k] + step.epsilon)
+        target = (k,)
+    else:
+        matrix = (eigvec / np.sqrt(eigval + step.epsilon)) @ eigvec.T
+        target = tuple(example)
+    if n <= d:
+        log.warning("%s: %d training rows for %d features; the covariance is singular and "
+                    "epsilon=%g decides the scale of the null directions", where, n, d,
+                    step.epsilon)
+    back = np.linalg.pinv(matrix)
+
+    def make(name: str):
+        from kspec.data.layers import Whitening
+
+        layer = Whitening(features=d, components=matrix.shape[1], target_shape=target,
+                          name=name)
+        layer.set_statistics(mean, matrix)
+        return layer
+
+    def forward(v):
+        return ((v.reshape(len(v), d) - mean) @ matrix).reshape(len(v), *target).astype(
+            "float32")
+
+    def inverse(v):
+        return (v.reshape(len(v), -1) @ back + mean).reshape(len(v), *example).astype("float32")
+
+    return Fitted(make, forward, inverse, target)
+
+
+def _targets(step: Any, names: list[str], where: str) -> list[str]:
+    if step.inputs is None:
+        return names
+    for j, name in enumerate(step.inputs):
+        if name not in names:
+            raise SpecError(f"{where}.inputs[{j}]", f"the model has no input {name!r}",
+                            valid=names)
+    return list(step.inputs)
+
+
+def fit_preprocessing(spec: Spec, x: dict[str, np.ndarray]) -> dict[str, list[Fitted]]:
+    """Fit every step of ``data.preprocessing`` on ``x`` (one array per input name)."""
+    names = list(x)
+    out: dict[str, list[Fitted]] = {n: [] for n in names}
+    current = {n: np.asarray(v) for n, v in x.items()}
+    for i, step in enumerate(spec.data.preprocessing):
+        where = f"data.preprocessing[{i}]"
+        for name in _targets(step, names, where):
+            arr = current[name]
+            if arr.dtype.kind not in "fiub":
+                raise SpecError(where, f"input {name!r} holds {arr.dtype} values; "
+                                f"{step.type} needs numbers")
+            fitted = (_fit_whiten(step, arr, where) if isinstance(step, Whiten)
+                      else _fit_rescale(step, arr))
+            out[name].append(fitted)
+            current[name] = fitted.forward(arr)
+    return out
+
+
+def _refit_test(spec: Spec, data: Data, fitted: dict[str, list[Fitted]]) -> None:
+    """Re-express the test features so the train-fitted layers apply test statistics.
+
+    For every input, ``x' = train^-1(test(x))``: feeding ``x'`` to the model's layers
+    (fitted on train) yields exactly the test split normalized with its own statistics.
+    """
+    raw = data.meta.setdefault("_raw_test_x", dict(data.test.x))
+    on_test = fit_preprocessing(spec, raw)
+    for name, steps in on_test.items():
+        if not steps:
+            continue
+        y = raw[name]
+        for step in steps:
+            y = step.forward(y)
+        for step in reversed(fitted[name]):
+            y = step.inverse(y)
+        data.test.x[name] = y
+    data.meta["test_statistics"] = "test"
+
+
+def _augment_layer(step: Any, seed: int, name: str):
+    from kspec.data import layers as L
+
+    import keras
+
+    kind = step.type
+    if kind == "gaussian_noise":
+        return keras.layers.GaussianNoise(step.stddev, seed=seed, name=name)
+    if kind == "laplace_noise":
+        return L.LaplacianNoise(step.scale, seed=seed, name=name)
+    if kind == "flip":
+        return L.RandomFlip(step.mode, seed=seed, name=name)
+    if kind == "rotate":
+        return L.RandomRotation(step.factor, fill_mode=step.fill_mode, seed=seed, name=name)
+    if kind == "translate":
+        return L.RandomTranslation(step.height, step.width, fill_mode=step.fill_mode,
+                                   seed=seed, name=name)
+    if kind == "zoom":
+        return L.RandomZoom(step.height, step.width, fill_mode=step.fill_mode, seed=seed,
+                            name=name)
+    if kind == "crop":
+        return L.RandomCrop(step.height, step.width, seed=seed, name=name)
+    if kind == "brightness":
+        return L.RandomBrightnessShift(step.delta, seed=seed, name=name)
+    if kind == "contrast":
+        return L.RandomContrastScale(step.factor, seed=seed, name=name)
+    raise TypeError(kind)
+
+
+_IMAGE_ONLY = {"flip", "rotate", "translate", "zoom", "crop"}
+
+
+def input_layers(spec: Spec, data: Data | None) -> dict[str, list[Any]]:
+    """Per input name, the fitted preprocessing and then the augmentation layers.
+
+    Args:
+        spec: the validated spec.
+        data: the loaded data; statistics come from ``data.train`` only. May be None when
+            the spec has no preprocessing (augmentation needs no data).
+
+    Returns:
+        ``{input_name: [keras layers in order]}``; inputs without steps are left out.
+    """
+    names = [i.name for i in spec.model.inputs]
+    if spec.data.preprocessing and data is None:
+        raise SpecError("data.preprocessing", "fitted preprocessing needs the training data")
+    shapes = {i.name: tuple(i.shape) if i.shape is not None else None
+              for i in spec.model.inputs}
+    if data is not None:
+        shapes.update(data.input_shapes())
+    out: dict[str, list[Any]] = {}
+    if spec.data.preprocessing:
+        fitted = fit_preprocessing(spec, data.train.x)
+        counts: dict[tuple[str, str], int] = {}
+        types = {n: [s.type for s in spec.data.preprocessing
+                     if s.inputs is None or n in s.inputs] for n in names}
+        for name, steps in fitted.items():
+            for kind, step in zip(types[name], steps):
+                k = counts[(name, kind)] = counts.get((name, kind), -1) + 1
+                out.setdefault(name, []).append(step.make_layer(f"{name}_{kind}_{k}"))
+                if step.out_shape is not None:
+                    shapes[name] = step.out_shape
+        if spec.data.fit_test_separately and data.test is not None:
+            log.warning("data.fit_test_separately: the test split is normalized with "
+                        "statistics fitted on the test split itself; this needs the whole "
+                        "test distribution in advance and flatters the test metrics")
+            _refit_test(spec, data, fitted)
+    for i, step in enumerate(spec.data.augmentation):
+        where = f"data.augmentation[{i}]"
+        for j, name in enumerate(_targets(step, names, where)):
+            shape = shapes.get(name)
+            if step.type in _IMAGE_ONLY and shape is not None and len(shape) != 3:
+                raise SpecError(f"{where}.type", f"{step.type} needs images [height, width, "
+                                f"channels]; input {name!r} has shape {list(shape)} here",
+                                value=step.type)
+            if step.type == "crop" and shape is not None and (
+                    step.height > shape[0] or step.width > shape[1]):
+                raise SpecError(where, f"a {step.height}x{step.width} crop does not fit "
+                                f"{shape[0]}x{shape[1]} images of input {name!r}")
+            if step.type == "crop" and shape is not None:
+                shapes[name] = (step.height, step.width, shape[2])
+            seed = spec.seed + 1009 * (i + 1) + j  # distinct, reproducible per step and input
+            out.setdefault(name, []).append(_augment_layer(step, seed, f"{name}_{step.type}_{i}"))
+    return out

@@ -1,52 +1,137 @@
-"""The data section: where the data comes from and how it is split.
+"""The data section: where the data comes from, how it is split, normalized and augmented.
 
-Sources are chosen by ``type``. The Python API can also pass arrays directly
-(``kspec.fit(spec, data=(x, y))``), in which case ``source`` may be omitted.
+Sources are chosen by ``type``. The Python API can also pass arrays or DataFrames directly
+(``kspec.fit(spec, data=(x, y))``), in which case ``source`` may be omitted (or be a
+``dataframe`` source that names the label column).
+
+Multi-input models map parts of a source onto named model inputs with ``inputs``: column
+groups of a CSV / DataFrame, array keys of an NPZ file, feature keys of a TFDS dataset::
+
+    source:
+      type: csv
+      path: patients.csv
+      label: outcome
+      inputs: {vitals: [pulse, pressure], labs: [glucose, sodium]}
+
+Every preprocessing and augmentation step applies to the inputs listed in its ``inputs``
+(default: every input).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from kspec.errors import SpecError
-from kspec.spec.base import RelativeSpecError, Strict
+from kspec.spec.base import PositiveInt, RelativeSpecError, Strict
+
+SPLIT_NAMES = ("train", "validation", "test")
+
+# A path, or one path per named split: {train: a.csv, test: b.csv}.
+PathOrSplits = Union[str, dict[str, str]]
+# A label column / key, or one per model output: {class: species, size: length}.
+Label = Union[str, dict[str, str]]
 
 
-class BundledSource(Strict):
+def _check_split_names(value):
+    if isinstance(value, dict):
+        for key in value:
+            if key not in SPLIT_NAMES:
+                raise RelativeSpecError(SpecError(f".{key}", f"unknown split {key!r}",
+                                                  valid=list(SPLIT_NAMES)))
+        if "train" not in value:
+            raise RelativeSpecError(SpecError("", "named splits need a 'train' entry",
+                                              value=sorted(value), valid=list(SPLIT_NAMES)))
+    return value
+
+
+class _Source(Strict):
+    @field_validator("path", "split", check_fields=False)
+    @classmethod
+    def _named_splits(cls, value):
+        return _check_split_names(value)
+
+
+class BundledSource(_Source):
     """A small real dataset that ships with kspec (see `kspec components datasets`)."""
 
     type: Literal["bundled"]
     name: str
 
 
-class NpzSource(Strict):
-    """A NumPy ``.npz`` file with a features array and a label array."""
+class NpzSource(_Source):
+    """A NumPy ``.npz`` file (or one per split) with feature arrays and a label array."""
 
     type: Literal["npz"]
-    path: str
-    x: str = Field("x", description="key of the features array")
-    y: str | None = Field("y", description="key of the label array (None: unlabelled)")
+    path: PathOrSplits
+    x: str = Field("x", description="key of the features array (single-input models)")
+    y: Label | None = Field("y", description="key of the label array (None: unlabelled)")
+    inputs: dict[str, str] | None = Field(
+        None, description="model input name -> array key, for multi-input models")
 
 
-class CsvSource(Strict):
-    """A CSV file with a header row: one label column and numeric feature columns."""
+class CsvSource(_Source):
+    """A CSV file (or one per split) with a header row: label and numeric feature columns."""
 
     type: Literal["csv"]
-    path: str
-    label: str | None = Field(..., description="label column (None: unlabelled)")
+    path: PathOrSplits
+    label: Label | None = Field(..., description="label column (None: unlabelled)")
     features: list[str] | None = Field(
-        None, description="feature columns; default: every column but the label"
-    )
+        None, description="feature columns; default: every column but the label")
+    inputs: dict[str, list[str]] | None = Field(
+        None, description="model input name -> its columns, for multi-input models")
     delimiter: str = ","
 
 
-Source = Annotated[Union[BundledSource, NpzSource, CsvSource], Field(discriminator="type")]
+class DataFrameSource(_Source):
+    """A pandas DataFrame passed to ``kspec.fit(spec, data=df)``; names its columns."""
+
+    type: Literal["dataframe"]
+    label: Label | None = Field(..., description="label column (None: unlabelled)")
+    features: list[str] | None = None
+    inputs: dict[str, list[str]] | None = None
+
+
+class ImageFolderSource(_Source):
+    """One sub-folder per class of image files (PNG, JPEG, BMP, GIF)."""
+
+    type: Literal["image_folder"]
+    path: PathOrSplits
+    image_size: list[PositiveInt] = Field(..., min_length=2, max_length=2,
+                                          description="[height, width]; images are resized")
+    color_mode: Literal["grayscale", "rgb"] = "rgb"
+    classes: list[str] | None = Field(
+        None, description="class folder names in label order; default: sorted folder names")
+
+
+class TfdsSource(_Source):
+    """A TensorFlow Datasets dataset by name, read from a local ``data_dir``."""
+
+    type: Literal["tfds"]
+    name: str = Field(..., description="e.g. 'mnist' or 'mnist:3.0.1'")
+    data_dir: str | None = Field(None, description="where the prepared dataset lives")
+    download: bool = Field(False, description="allow tfds to download and prepare it")
+    split: PathOrSplits = Field(
+        "train", description="a TFDS split string, or one per split: "
+                             "{train: 'train[:90%]', validation: 'train[90%:]', test: test}")
+    inputs: dict[str, str] | None = Field(
+        None, description="model input name -> feature key; default: the one input <- 'image'")
+    label: Label | None = Field("label", description="label feature key (None: unlabelled)")
+
+
+Source = Annotated[
+    Union[BundledSource, NpzSource, CsvSource, DataFrameSource, ImageFolderSource, TfdsSource],
+    Field(discriminator="type"),
+]
 
 
 class Splits(Strict):
-    """Fractions of one source held out for validation and test (seeded shuffle)."""
+    """Fractions of one source held out for validation and test (seeded shuffle).
+
+    With named splits in the source, a fraction carves a split the source lacks out of
+    its training split.
+    """
 
     validation: float = Field(0.0, ge=0.0, lt=1.0)
     test: float = Field(0.0, ge=0.0, lt=1.0)
@@ -67,11 +152,163 @@ class Splits(Strict):
         return self
 
 
+# -- preprocessing fitted on the training split ---------------------------------------------
+Per = Literal["feature", "channel", "global"]
+
+
+class _Step(Strict):
+    inputs: list[str] | None = Field(None, description="model inputs it applies to; default all")
+
+
+class MinMax(_Step):
+    """Scale into ``range`` with the training split's minimum and maximum."""
+
+    type: Literal["min_max"]
+    range: list[float] = Field([0.0, 1.0], min_length=2, max_length=2)
+    per: Per = Field("feature", description="statistics per feature, per channel or global")
+
+    @field_validator("range")
+    @classmethod
+    def _ordered(cls, value):
+        if value[0] >= value[1]:
+            raise RelativeSpecError(SpecError("", "range must be [low, high] with low < high",
+                                              value=value))
+        return value
+
+
+class ZScore(_Step):
+    """Subtract the training mean and divide by the training standard deviation."""
+
+    type: Literal["zscore"]
+    per: Per = "feature"
+    epsilon: float = Field(1e-7, gt=0.0, description="added to the std (constant features)")
+
+
+class ChannelMean(_Step):
+    """Subtract the training split's mean of every channel (images)."""
+
+    type: Literal["channel_mean"]
+
+
+class Whiten(_Step):
+    """Whitening of all features jointly: zero mean, identity covariance.
+
+    ``pca`` rotates onto the principal axes (output flattened, optionally truncated to
+    ``components``); ``zca`` rotates back, so the output keeps the input's shape.
+    """
+
+    type: Literal["whiten"]
+    method: Literal["pca", "zca"] = "zca"
+    epsilon: float = Field(1e-5, gt=0.0, description="added to the eigenvalues")
+    components: PositiveInt | None = Field(None, description="PCA only: keep the top k")
+
+    @model_validator(mode="after")
+    def _components_for_pca(self) -> "Whiten":
+        if self.components is not None and self.method != "pca":
+            raise RelativeSpecError(SpecError(".components", "only PCA whitening can keep "
+                                              "fewer components", value=self.components))
+        return self
+
+
+PreprocessStep = Annotated[Union[MinMax, ZScore, ChannelMean, Whiten],
+                           Field(discriminator="type")]
+
+
+# -- augmentation (training only) ------------------------------------------------------------
+class GaussianNoise(_Step):
+    """Add N(0, stddev^2) noise."""
+
+    type: Literal["gaussian_noise"]
+    stddev: float = Field(..., gt=0.0)
+
+
+class LaplaceNoise(_Step):
+    """Add Laplace(0, scale) noise (heavier tails than Gaussian)."""
+
+    type: Literal["laplace_noise"]
+    scale: float = Field(..., gt=0.0)
+
+
+class Flip(_Step):
+    """Random horizontal and/or vertical flips (images, channels last)."""
+
+    type: Literal["flip"]
+    mode: Literal["horizontal", "vertical", "horizontal_and_vertical"] = "horizontal"
+
+
+FillMode = Literal["reflect", "wrap", "constant", "nearest"]
+
+
+class Rotate(_Step):
+    """Random rotation by up to ``factor`` * 360 degrees either way."""
+
+    type: Literal["rotate"]
+    factor: float = Field(..., gt=0.0, le=1.0)
+    fill_mode: FillMode = "reflect"
+
+
+class Translate(_Step):
+    """Random shift by up to ``height`` / ``width`` fractions of the image size."""
+
+    type: Literal["translate"]
+    height: float = Field(..., ge=0.0, le=1.0)
+    width: float = Field(..., ge=0.0, le=1.0)
+    fill_mode: FillMode = "reflect"
+
+
+class Zoom(_Step):
+    """Random zoom in or out by up to ``height`` (and ``width``, default the same) fraction."""
+
+    type: Literal["zoom"]
+    height: float = Field(..., gt=0.0, lt=1.0)
+    width: float | None = Field(None, gt=0.0, lt=1.0)
+    fill_mode: FillMode = "reflect"
+
+
+class Crop(_Step):
+    """Random ``height`` x ``width`` crop in training; the centre crop at inference."""
+
+    type: Literal["crop"]
+    height: PositiveInt
+    width: PositiveInt
+
+
+class Brightness(_Step):
+    """Add one random offset in [-delta, delta] to every image."""
+
+    type: Literal["brightness"]
+    delta: float = Field(..., gt=0.0)
+
+
+class Contrast(_Step):
+    """Scale every image's deviation from its channel means by a factor in [1-f, 1+f]."""
+
+    type: Literal["contrast"]
+    factor: float = Field(..., gt=0.0, lt=1.0)
+
+
+AugmentStep = Annotated[
+    Union[GaussianNoise, LaplaceNoise, Flip, Rotate, Translate, Zoom, Crop, Brightness,
+          Contrast],
+    Field(discriminator="type"),
+]
+
+
 class DataSpec(Strict):
-    """Where the data comes from and how it is split."""
+    """Where the data comes from, how it is split, normalized and augmented."""
 
     source: Source | None = Field(
         None, description="the data; omit it when arrays are passed to kspec.fit(data=...)"
     )
     splits: Splits = Field(default_factory=Splits)
-    cache: bool = Field(True, description="cache the decoded dataset in memory")
+    preprocessing: list[PreprocessStep] = Field(
+        default_factory=list,
+        description="fitted on the training split; become layers of the model")
+    augmentation: list[AugmentStep] = Field(
+        default_factory=list, description="random layers active in training only")
+    fit_test_separately: bool = Field(
+        False, description="normalize the test split with statistics fitted on the test split "
+        "itself (needs the test distribution in advance; logs a warning)")
+    classes: PositiveInt | None = Field(
+        None, description="number of classes, to check labels when the model cannot tell")
+    cache: bool = Field(True, description="cache evaluation batches in memory")

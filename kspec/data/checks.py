@@ -1,0 +1,140 @@
+"""Bad data is refused before training, with the source, the feature and an example row.
+
+Checks: empty splits, rows that disagree in number, NaN/inf in features or labels, feature
+shapes that differ from the model's inputs, and labels outside the number of classes (read
+off the model's output units when the loss says they are class indices).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from kspec.data.split import Data, Split
+from kspec.errors import DataError
+
+_SPARSE = {"sparse_categorical_crossentropy", "sparse_categorical_cross_entropy"}
+_BINARY = {"binary_crossentropy", "binary_focal_crossentropy", "hinge", "squared_hinge"}
+
+
+def _column(meta: dict, key: str, index: tuple[int, ...], n_inputs: int) -> str:
+    """``column 'petal_width'`` for tables with known names, else the element index."""
+    names = meta.get("feature_names")
+    if isinstance(names, dict):
+        names = names.get(key)
+    if isinstance(names, list) and len(index) == 2 and index[1] < len(names):
+        return f"column {names[index[1]]!r}"
+    return f"element {tuple(index[1:])}" if len(index) > 1 else "the value"
+
+
+def check_lengths(split: Split, where: str) -> None:
+    n = len(split)
+    arrays = dict(split.x)
+    if isinstance(split.y, dict):
+        arrays.update({f"y[{k}]": v for k, v in split.y.items()})
+    elif split.y is not None:
+        arrays["y"] = split.y
+    if split.sample_weight is not None:
+        arrays["sample_weight"] = split.sample_weight
+    for k, v in arrays.items():
+        if len(v) != n:
+            raise DataError(f"{where}: {k} has {len(v)} rows but the features have {n}")
+
+
+def _finite(arr: np.ndarray, what: str, where: str, meta: dict, key: str) -> None:
+    if arr.dtype.kind not in "fc" or np.isfinite(arr).all():
+        return
+    bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+    count = int((~np.isfinite(arr)).sum())
+    raise DataError(f"{where}: {what} has {count} non-finite value(s); row {bad[0]}, "
+                    f"{_column(meta, key, bad, 1)} is {arr[bad]!r}")
+
+
+def check_data(data: Data) -> None:
+    """Refuse data that would fail (or silently mislead) training: empty or non-finite."""
+    for name, split in data.splits().items():
+        where = f"{data.source} ({name} split)"
+        if len(split) == 0:
+            raise DataError(f"{where}: the split is empty")
+        check_lengths(split, where)
+        for key, arr in split.x.items():
+            _finite(arr, f"feature {key!r}", where, data.meta, key)
+        labels = split.y if isinstance(split.y, dict) else {"": split.y}
+        for key, arr in labels.items():
+            if arr is not None and arr.dtype != object:
+                _finite(arr, f"label {key!r}" if key else "the label", where, {}, key)
+
+
+def check_inputs(spec: Any, data: Data) -> None:
+    """Every model input has data of the declared shape; no data goes unused."""
+    declared = {i.name: i.shape for i in spec.model.inputs}
+    for name, split in data.splits().items():
+        where = f"{data.source} ({name} split)"
+        extra = [k for k in split.x if k not in declared]
+        missing = [k for k in declared if k not in split.x]
+        if missing or extra:
+            raise DataError(f"{where}: the data has features {sorted(split.x)} but the model "
+                            f"has inputs {sorted(declared)}"
+                            + (f"; no data for {missing}" if missing else "")
+                            + (f"; no input for {extra}" if extra else ""))
+        for key, arr in split.x.items():
+            shape = declared[key]
+            got = tuple(arr.shape[1:])
+            if shape is None:
+                continue
+            if len(got) != len(shape) or any(s is not None and s != g
+                                             for s, g in zip(shape, got)):
+                raise DataError(f"{where}: feature {key!r} has shape {list(got)} per row (row 0 "
+                                f"of {len(arr)}), but model input {key!r} expects "
+                                f"{list(shape)}")
+
+
+def _loss_name(spec: Any) -> str | None:
+    loss = getattr(getattr(spec, "training", None), "loss", None)
+    if isinstance(loss, dict):
+        loss = loss.get("type")
+    return loss if isinstance(loss, str) else None
+
+
+def _output_units(spec: Any) -> int | None:
+    layers = getattr(spec.model, "layers", None)
+    if not layers:
+        return None
+    return getattr(layers[-1], "units", None)
+
+
+def check_labels(spec: Any, data: Data) -> None:
+    """Class labels must lie in [0, classes): declared, or the output units of the model."""
+    loss = _loss_name(spec)
+    classes = getattr(spec.data, "classes", None)
+    origin = "data.classes"
+    if classes is None and loss in _SPARSE:
+        classes, origin = _output_units(spec), "the model's output units"
+    binary = classes is None and loss in _BINARY
+    if classes is None and not binary:
+        return
+    for name, split in data.splits().items():
+        y = split.y
+        if not isinstance(y, np.ndarray) or y.dtype == object:
+            continue
+        where = f"{data.source} ({name} split)"
+        if classes is not None and loss not in _SPARSE and y.ndim == 2 and y.shape[1] > 1:
+            if y.shape[1] != classes:
+                raise DataError(f"{where}: the one-hot labels have {y.shape[1]} columns (row "
+                                f"0) but {origin} say {classes} classes")
+            continue
+        flat = y.reshape(len(y), -1)[:, 0]
+        if binary:
+            bad = np.flatnonzero((flat < 0) | (flat > 1) if loss.endswith("crossentropy")
+                                 else ~np.isin(flat, (-1, 0, 1)))
+            if len(bad):
+                raise DataError(f"{where}: the label of row {bad[0]} is {flat[bad[0]]!r}; the "
+                                f"loss {loss!r} expects labels in [0, 1] ({len(bad)} rows "
+                                "outside)")
+            continue
+        bad = np.flatnonzero((flat < 0) | (flat >= classes) | (flat != np.round(flat)))
+        if len(bad):
+            raise DataError(f"{where}: the label of row {bad[0]} is {flat[bad[0]]!r}, outside "
+                            f"the {classes} classes (0..{classes - 1}) of {origin} "
+                            f"({len(bad)} rows outside)")

@@ -1,0 +1,207 @@
+"""Keras layers for fitted preprocessing and training-only augmentation.
+
+All are registered serializable under the ``kspec`` package, so ``.keras`` files that
+contain them load with ``safe_mode=True``. Fitted statistics are non-trainable weights:
+they are saved with the model and a reloaded or exported model applies exactly them.
+
+Keras's random image layers default to ``training=True`` when called outside ``fit`` /
+``predict`` (e.g. ``model(x)`` or a traced export), so kspec uses subclasses whose default
+is ``training=False``: augmentation only happens when training is asked for.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+_register = keras.saving.register_keras_serializable(package="kspec")
+
+
+@_register
+class Rescale(keras.layers.Layer):
+    """``y = (x - offset) * scale + shift`` with fitted, non-trainable ``offset``/``scale``.
+
+    Min-max scaling, z-scores and per-channel mean subtraction are all this affine map;
+    ``stat_shape`` broadcasts against one example (``[]`` global, ``[c]`` per channel,
+    the example's shape per feature).
+
+    Example:
+        >>> layer = Rescale(stat_shape=[2])
+        >>> layer.set_statistics(offset=[1.0, 2.0], scale=[0.5, 1.0])
+        >>> [float(v) for v in layer(np.array([[3.0, 3.0]]))[0]]
+        [1.0, 1.0]
+    """
+
+    def __init__(self, stat_shape=(), shift: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.stat_shape = tuple(int(d) for d in stat_shape)
+        self.shift = float(shift)
+
+    def build(self, input_shape=None):
+        self.offset = self.add_weight(name="offset", shape=self.stat_shape,
+                                      initializer="zeros", trainable=False)
+        self.scale = self.add_weight(name="scale", shape=self.stat_shape,
+                                     initializer="ones", trainable=False)
+        self.built = True
+
+    def set_statistics(self, offset, scale) -> None:
+        """Store fitted statistics (builds the layer if needed)."""
+        if not self.built:
+            self.build()
+        self.offset.assign(ops.reshape(ops.cast(offset, self.offset.dtype), self.stat_shape))
+        self.scale.assign(ops.reshape(ops.cast(scale, self.scale.dtype), self.stat_shape))
+
+    def call(self, inputs):
+        x = ops.cast(inputs, self.compute_dtype)
+        return (x - self.offset) * self.scale + self.shift
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "stat_shape": list(self.stat_shape),
+                "shift": self.shift}
+
+
+@_register
+class Whitening(keras.layers.Layer):
+    """``y = (flatten(x) - mean) @ matrix``, reshaped to ``target_shape``.
+
+    PCA whitening projects onto the principal axes (``target_shape = [components]``); ZCA
+    rotates back (``target_shape`` = the input's shape). Both give zero mean and identity
+    covariance on the data they were fitted on.
+    """
+
+    def __init__(self, features: int, components: int, target_shape=None, **kwargs):
+        super().__init__(**kwargs)
+        self.features = int(features)
+        self.components = int(components)
+        self.target_shape = tuple(target_shape or (self.components,))
+
+    def build(self, input_shape=None):
+        self.mean = self.add_weight(name="mean", shape=(self.features,), initializer="zeros",
+                                    trainable=False)
+        self.matrix = self.add_weight(name="matrix", shape=(self.features, self.components),
+                                      initializer="zeros", trainable=False)
+        self.built = True
+
+    def set_statistics(self, mean, matrix) -> None:
+        if not self.built:
+            self.build()
+        self.mean.assign(ops.cast(mean, self.mean.dtype))
+        self.matrix.assign(ops.cast(matrix, self.matrix.dtype))
+
+    def call(self, inputs):
+        x = ops.reshape(ops.cast(inputs, self.compute_dtype), (-1, self.features))
+        y = ops.matmul(x - self.mean, self.matrix)
+        return ops.reshape(y, (-1, *self.target_shape))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *self.target_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "features": self.features,
+                "components": self.components, "target_shape": list(self.target_shape)}
+
+
+class _RandomLayer(keras.layers.Layer):
+    """A seeded random layer that is the identity unless ``training`` is true."""
+
+    def __init__(self, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
+
+    def _per_example_shape(self, x):
+        return (ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
+
+
+@_register
+class LaplacianNoise(_RandomLayer):
+    """Add Laplace(0, ``scale``) noise in training (inverse-CDF sampling)."""
+
+    def __init__(self, scale: float, seed: int | None = None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.scale = float(scale)
+
+    def call(self, inputs, training=False):
+        if not training:
+            return inputs
+        x = ops.cast(inputs, self.compute_dtype)
+        u = keras.random.uniform(ops.shape(x), minval=-0.5 + 1e-7, maxval=0.5,
+                                 seed=self.seed_generator, dtype=self.compute_dtype)
+        return x - self.scale * ops.sign(u) * ops.log1p(-2.0 * ops.abs(u))
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
+@_register
+class RandomBrightnessShift(_RandomLayer):
+    """Add one offset drawn from [-delta, delta] to each example, in training."""
+
+    def __init__(self, delta: float, seed: int | None = None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.delta = float(delta)
+
+    def call(self, inputs, training=False):
+        if not training:
+            return inputs
+        x = ops.cast(inputs, self.compute_dtype)
+        shift = keras.random.uniform(self._per_example_shape(x), -self.delta, self.delta,
+                                     seed=self.seed_generator, dtype=self.compute_dtype)
+        return x + shift
+
+    def get_config(self):
+        return {**super().get_config(), "delta": self.delta}
+
+
+@_register
+class RandomContrastScale(_RandomLayer):
+    """Scale each example's deviation from its per-channel mean by a factor in [1-f, 1+f].
+
+    Unlike ``keras.layers.RandomContrast`` nothing is clipped to a pixel range, so it works
+    on normalized inputs.
+    """
+
+    def __init__(self, factor: float, seed: int | None = None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.factor = float(factor)
+
+    def call(self, inputs, training=False):
+        if not training:
+            return inputs
+        x = ops.cast(inputs, self.compute_dtype)
+        axes = tuple(range(1, len(x.shape) - 1)) or (1,)
+        mean = ops.mean(x, axis=axes, keepdims=True)
+        c = keras.random.uniform(self._per_example_shape(x), 1 - self.factor, 1 + self.factor,
+                                 seed=self.seed_generator, dtype=self.compute_dtype)
+        return (x - mean) * c + mean
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
+def _inert_by_default(base):
+    """A subclass of a Keras random layer whose ``training`` defaults to False."""
+
+    def call(self, data, training=False):
+        return base.call(self, data, training=bool(training))
+
+    cls = type(base.__name__, (base,), {"call": call, "__doc__": (
+        f"``keras.layers.{base.__name__}`` that is the identity unless training is true.")})
+    cls.__module__ = __name__
+    return _register(cls)
+
+
+RandomFlip = _inert_by_default(keras.layers.RandomFlip)
+RandomRotation = _inert_by_default(keras.layers.RandomRotation)
+RandomTranslation = _inert_by_default(keras.layers.RandomTranslation)
+RandomZoom = _inert_by_default(keras.layers.RandomZoom)
+RandomCrop = _inert_by_default(keras.layers.RandomCrop)

@@ -1,0 +1,184 @@
+"""Tabular sources: CSV files, pandas DataFrames and NPZ archives.
+
+Each reader returns ``{split_name: Split}``: one entry ``"all"`` for a single source that is
+split by fractions later, or ``train`` / ``validation`` / ``test`` for named splits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from kspec.data.split import Split
+from kspec.errors import DataError, SpecError
+
+
+def _paths(path: str | Mapping[str, str]) -> dict[str, str]:
+    return {"all": path} if isinstance(path, str) else dict(path)
+
+
+def _path_key(where: str, split: str, named: bool) -> str:
+    return f"{where}.path.{split}" if named else f"{where}.path"
+
+
+def label_columns(label: Any) -> dict[str | None, str]:
+    """``{output_name_or_None: column}`` for a label given as a column or one per output."""
+    if label is None:
+        return {}
+    return {None: label} if isinstance(label, str) else dict(label)
+
+
+def input_groups(src: Any, columns: list[str], input_names: list[str], where: str,
+                 file: str) -> dict[str, list[str]]:
+    """The columns of every model input, checked against the frame's columns."""
+    labels = set(label_columns(src.label).values())
+    if src.inputs:
+        for name in src.inputs:
+            if name not in input_names:
+                raise SpecError(f"{where}.inputs.{name}", f"the model has no input {name!r}",
+                                valid=input_names)
+        missing = [n for n in input_names if n not in src.inputs]
+        if missing:
+            raise SpecError(f"{where}.inputs", f"no columns for model inputs {missing}",
+                            valid=input_names)
+        groups = {name: list(cols) for name, cols in src.inputs.items()}
+        for name, cols in groups.items():
+            for i, col in enumerate(cols):
+                if col not in columns:
+                    raise SpecError(f"{where}.inputs.{name}[{i}]",
+                                    f"{file} has no column {col!r}", valid=columns)
+        return groups
+    if len(input_names) != 1:
+        raise SpecError(f"{where}.inputs", f"the model has inputs {input_names}; map columns "
+                        "to each: inputs: {NAME: [COLUMN, ...]}", valid=input_names)
+    features = src.features or [c for c in columns if c not in labels]
+    for i, col in enumerate(features):
+        if col not in columns:
+            raise SpecError(f"{where}.features[{i}]", f"{file} has no column {col!r}",
+                            valid=columns)
+    return {input_names[0]: list(features)}
+
+
+def _numeric(frame, col: str, file: str, row_offset: int) -> np.ndarray:
+    import pandas as pd
+
+    series = frame[col]
+    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+        return series.to_numpy(dtype="float32")
+    coerced = pd.to_numeric(series, errors="coerce")
+    bad = series[coerced.isna() & series.notna()]
+    bad = bad if len(bad) else series[coerced.isna()]
+    pos = series.index.get_loc(bad.index[0])
+    raise DataError(f"{file}: column {col!r} is not numeric; row {pos + row_offset} has "
+                    f"{bad.iloc[0]!r}")
+
+
+def frames_to_splits(frames: dict[str, Any], src: Any, input_names: list[str], where: str,
+                     files: dict[str, str], row_offset: int) -> tuple[dict[str, Split], dict]:
+    """Column groups -> feature arrays; labels -> integer codes when they are strings.
+
+    String labels get codes in sorted order over all splits together, so that separate
+    train and test files agree on them.
+    """
+    import pandas as pd
+
+    labels = label_columns(src.label)
+    out_key = "label" if isinstance(src.label, str) else "label"
+    meta: dict[str, Any] = {}
+    codes: dict[str, list] = {}
+    for output, col in labels.items():
+        for split, frame in frames.items():
+            if col not in frame.columns:
+                path = f"{where}.{out_key}" + (f".{output}" if output else "")
+                raise SpecError(path, f"{files[split]} has no column {col!r}",
+                                valid=list(frame.columns))
+        if not all(pd.api.types.is_numeric_dtype(f[col]) for f in frames.values()):
+            values = pd.concat([f[col] for f in frames.values()]).dropna().astype(str)
+            codes[col] = sorted(values.unique())
+    if codes:
+        meta["class_names"] = next(iter(codes.values())) if len(codes) == 1 else codes
+    out = {}
+    for split, frame in frames.items():
+        groups = input_groups(src, list(frame.columns), input_names, where, files[split])
+        x = {name: np.stack([_numeric(frame, c, files[split], row_offset) for c in cols], 1)
+             if cols else np.zeros((len(frame), 0), "float32") for name, cols in groups.items()}
+        ys = {}
+        for output, col in labels.items():
+            if col in codes:
+                lookup = {v: i for i, v in enumerate(codes[col])}
+                ys[output] = frame[col].astype(str).map(lookup).to_numpy()
+            else:
+                ys[output] = frame[col].to_numpy()
+        y = ys.get(None) if None in ys else (ys or None)
+        out[split] = Split(x, y)
+        meta.setdefault("feature_names", {k: v for k, v in groups.items()})
+    if len(meta.get("feature_names", {})) == 1:
+        meta["feature_names"] = next(iter(meta["feature_names"].values()))
+    return out, meta
+
+
+def read_csv(src: Any, input_names: list[str], where: str):
+    """``{split: Split}``, a label for messages and meta (feature and class names)."""
+    import pandas as pd
+
+    paths = _paths(src.path)
+    frames = {}
+    for split, p in paths.items():
+        if not Path(p).is_file():
+            raise SpecError(_path_key(where, split, split != "all"), f"file not found: {p}")
+        frames[split] = pd.read_csv(p, sep=src.delimiter)
+        if len(frames[split]) == 0:
+            raise DataError(f"{p}: the file has a header but no rows")
+    # Row numbers in messages count the header as line 1, as editors do.
+    splits, meta = frames_to_splits(frames, src, input_names, where, paths, row_offset=2)
+    return splits, ", ".join(paths.values()), meta
+
+
+def read_frame(frame: Any, y: Any, src: Any, input_names: list[str], where: str):
+    """A DataFrame (labels in a column named by the source, or given as ``y``)."""
+    from kspec.spec.data import DataFrameSource
+
+    if src is None or not hasattr(src, "label"):
+        if y is None:
+            raise SpecError("data.source", "a DataFrame needs its label column named in the "
+                            "spec: source: {type: dataframe, label: COLUMN}, or pass (df, y)")
+        src = DataFrameSource(type="dataframe", label=None)
+    elif y is not None:
+        src = src.model_copy(update={"label": None})
+    splits, meta = frames_to_splits({"all": frame}, src, input_names, where,
+                                    {"all": "<DataFrame>"}, row_offset=0)
+    if y is not None:
+        splits["all"].y = ({k: np.asarray(v) for k, v in y.items()}
+                           if isinstance(y, Mapping) else np.asarray(y))
+    return splits["all"], meta
+
+
+def read_npz(src: Any, input_names: list[str], where: str):
+    paths = _paths(src.path)
+    out = {}
+    for split, p in paths.items():
+        file = Path(p)
+        if not file.is_file():
+            raise SpecError(_path_key(where, split, split != "all"), f"file not found: {p}")
+        with np.load(file, allow_pickle=False) as z:
+            if src.inputs:
+                for name in src.inputs:
+                    if name not in input_names:
+                        raise SpecError(f"{where}.inputs.{name}",
+                                        f"the model has no input {name!r}", valid=input_names)
+                keys = dict(src.inputs)
+            elif len(input_names) != 1:
+                raise SpecError(f"{where}.inputs", f"the model has inputs {input_names}; map "
+                                "array keys to each: inputs: {NAME: KEY}", valid=input_names)
+            else:
+                keys = {input_names[0]: src.x}
+            labels = label_columns(src.y)
+            for key in [*keys.values(), *labels.values()]:
+                if key not in z.files:
+                    raise SpecError(where, f"{p} has no array {key!r}", valid=z.files)
+            x = {name: z[key] for name, key in keys.items()}
+            ys = {k: z[v] for k, v in labels.items()}
+        out[split] = Split(x, ys.get(None) if None in ys else (ys or None))
+    return out, ", ".join(paths.values()), {}
