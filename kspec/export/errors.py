@@ -1,0 +1,21 @@
+"""Errors raised by export and predict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ExportError(ValueError):
+    """An export that cannot be made: bad source, name, version or option."""
+
+
+class ParityError(ExportError):
+    """The written model does not reproduce the Keras model; nothing was published.
+
+    Attributes:
+        report: the :class:`kspec.export.check.ParityReport` that failed.
+    """
+
+    def __init__(self, message: str, report: Any = None) -> None:
+        super().__init__(message)
+        self.report = report
