@@ -10,7 +10,7 @@ def add_parser(sub) -> None:
                        description="Build the model a spec describes, train it with Keras "
                        "progress bars, evaluate every split and write a run directory "
                        "(resolved spec, model.keras, history CSV/PNG, metrics, versions).")
-    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("spec", metavar="SPEC", nargs="?", help="the spec (omit with --resume)")
     add_set_option(p)
     p.add_argument("--out", default="runs", help="folder for run directories (default: runs)")
     p.add_argument("--resume", metavar="RUN_DIR",
@@ -20,6 +20,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    if (args.spec is None) == (args.resume is None):
+        from kspec.errors import SpecError
+
+        raise SpecError("fit", "give either a SPEC or --resume RUN_DIR (not both)")
     quiet_tensorflow()
     from kspec.train.fit import fit
 
