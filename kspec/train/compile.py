@@ -1,4 +1,9 @@
-"""Optimizer, loss and metrics from the training section, with spec paths on errors."""
+"""Optimizer, loss and metrics from the training section, with spec paths on errors.
+
+Multi-output models get one loss and one metric list per output (a single loss or metric
+list in the spec applies to every output), so the history and the run summary carry
+per-output entries such as ``digit_loss`` and ``digit_accuracy``.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,9 @@ def _per_output(value: Any, build, path: str, outputs: list[str]):
                 raise SpecError(f"{path}.{name}", f"the model has no output {name!r}",
                                 valid=outputs)
         return {name: build(v, f"{path}.{name}") for name, v in value.items()}
+    if len(outputs) > 1:
+        # One entry for all outputs: Keras 3 wants the structure of the outputs.
+        return {name: build(value, path) for name in outputs}
     return build(value, path)
 
 
@@ -23,21 +31,44 @@ def _metrics(refs, path):
     return [METRICS.build(ref, f"{path}[{i}]") for i, ref in enumerate(refs)]
 
 
-def compile_model(model: Any, spec: Spec) -> Any:
-    """Compile ``model`` with the spec's optimizer, loss(es), loss weights and metrics."""
+def build_optimizer(ref: Any, path: str = "training.optimizer") -> Any:
+    """A fresh optimizer from a spec reference."""
+    return OPTIMIZERS.build(ref, path)
+
+
+def compile_model(model: Any, spec: Spec, *, optimizer: Any = None,
+                  optimizer_path: str = "training.optimizer") -> Any:
+    """Compile ``model`` with the spec's optimizer, loss(es), loss weights and metrics.
+
+    Args:
+        model: the built model.
+        spec: the validated spec.
+        optimizer: an optimizer reference overriding ``training.optimizer`` (a phase's).
+        optimizer_path: its place in the spec, for error messages.
+
+    Example:
+        >>> compile_model(build_model(spec), spec)  # doctest: +SKIP
+    """
     t = spec.training
     outputs = list(model.output_names)
-    optimizer = OPTIMIZERS.build(t.optimizer, "training.optimizer")
+    ref = t.optimizer if optimizer is None else optimizer
+    opt = build_optimizer(ref, optimizer_path)
     loss = _per_output(t.loss, LOSSES.build, "training.loss", outputs)
-    metrics = _per_output(t.metrics, _metrics, "training.metrics", outputs)
+    if isinstance(loss, dict):
+        missing = [name for name in outputs if name not in loss]
+        if missing:
+            raise SpecError("training.loss", f"no loss for output(s) {missing}", valid=outputs)
+    metrics = _per_output(t.metrics, _metrics, "training.metrics", outputs) if t.metrics else []
     if t.loss_weights:
         for name in t.loss_weights:
             if name not in outputs:
                 raise SpecError(f"training.loss_weights.{name}",
                                 f"the model has no output {name!r}", valid=outputs)
+    weights = t.loss_weights
+    if weights and len(outputs) > 1:
+        weights = {name: float(weights.get(name, 1.0)) for name in outputs}
     try:
-        model.compile(optimizer=optimizer, loss=loss, metrics=metrics,
-                      loss_weights=t.loss_weights)
+        model.compile(optimizer=opt, loss=loss, metrics=metrics or None, loss_weights=weights)
     except (ValueError, TypeError) as e:
         raise SpecError("training", f"cannot compile the model: {e}") from e
     return model

@@ -31,6 +31,8 @@ class Run:
         test_metrics: ``metrics["test"]`` when there is a test split, else None.
         run_dir: where the run was written.
         spec: the resolved spec that produced it.
+        phases: one record per training phase (name, first epoch, epochs, trainable weights).
+        members: for an ensemble, each member's seed and metrics per split.
     """
 
     model: Any
@@ -40,6 +42,8 @@ class Run:
     spec: Spec
     seconds: float = 0.0
     data: Any = field(default=None, repr=False)
+    phases: list[dict[str, Any]] = field(default_factory=list)
+    members: list[dict[str, Any]] | None = None
 
     @property
     def test_metrics(self) -> dict[str, float] | None:
@@ -49,16 +53,25 @@ class Run:
         """The one-screen summary printed at the end of ``kspec fit``."""
         lines = [f"run      {self.run_dir}", f"spec     {self.spec.name} (seed {self.spec.seed})",
                  f"epochs   {len(next(iter(self.history.values()), []))} in {self.seconds:.1f}s"]
+        if len(self.phases) > 1:
+            lines += [f"phase    {p['name']}: epochs {p['first_epoch']}-"
+                      f"{p['first_epoch'] + p['epochs'] - 1}, {p['trainable_weights']} trainable "
+                      "weight tensors" for p in self.phases]
         names = sorted({k for split in self.metrics.values() for k in split})
-        splits = [s for s in ("train", "validation", "test") if s in self.metrics]
+        order = ("train", "validation", "test", "train_tta", "validation_tta", "test_tta")
+        splits = [s for s in order if s in self.metrics]
         lines.append("")
-        lines.append(f"{'metric':<28}" + "".join(f"{s:>12}" for s in splits))
+        lines.append(f"{'metric':<28}" + "".join(f"{s:>15}" for s in splits))
         for name in names:
             row = f"{name:<28}"
             for s in splits:
                 v = self.metrics[s].get(name)
-                row += f"{v:>12.4f}" if isinstance(v, (int, float)) else f"{'':>12}"
+                row += f"{v:>15.4f}" if isinstance(v, (int, float)) else f"{'':>15}"
             lines.append(row)
+        if self.members:
+            from kspec.train.ensemble import members_table
+
+            lines += ["", *members_table(self.members, self.metrics)]
         lines.append("")
         lines.append(f"model    {self.run_dir / 'model.keras'}")
         return "\n".join(lines)
@@ -90,14 +103,15 @@ def _class_weight(spec: Spec, y) -> dict[int, float] | None:
     return {int(c): float(len(y) / (len(classes) * n)) for c, n in zip(classes, counts)}
 
 
-def _callbacks(spec: Spec, run_dir: Path, has_validation: bool):
+def _callbacks(spec: Spec, run_dir: Path, has_validation: bool, *,
+               csv: Path | None = None, backup: Path | None = None):
     import keras
 
     cb = spec.training.callbacks
-    out = [keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True)]
+    out = [keras.callbacks.CSVLogger(str(csv or run_dir / "history.csv"), append=True)]
     if cb.backup_and_restore:
         # Resumes from the last finished epoch if this run directory was interrupted.
-        out.append(keras.callbacks.BackupAndRestore(str(run_dir / "backup")))
+        out.append(keras.callbacks.BackupAndRestore(str(backup or run_dir / "backup")))
 
     def monitor(name: str, path: str) -> str:
         if name.startswith("val_") and not has_validation:
@@ -146,18 +160,100 @@ def _NonFinite():
 
 
 def prepare(spec: Any, data: Any = None, overrides: Mapping[str, Any] | None = None):
-    """Validate the spec, load the data and build the compiled model (no training)."""
+    """Validate the spec, load the data and build the compiled model (no training).
+
+    Returns ``(spec, data, model)``; for a multi-output model the data's labels are already
+    split into one target per output (``training.targets``).
+
+    Example:
+        >>> spec, data, model = prepare("specs/multitask.yaml")  # doctest: +SKIP
+        >>> model.output_names  # doctest: +SKIP
+        ['progression', 'high_risk']
+    """
     from kspec.build.model import build_model, set_seed
     from kspec.data.preprocess import input_layers
     from kspec.data.sources import load_data
     from kspec.train.compile import compile_model
+    from kspec.train.targets import apply_targets
 
     spec = load_spec(spec, overrides or None)
     set_seed(spec.seed)
-    loaded = load_data(spec, data)
+    loaded = apply_targets(spec, load_data(spec, data))
     model = build_model(spec, loaded.input_shapes(), input_layers(spec, loaded))
     compile_model(model, spec)
     return spec, loaded, model
+
+
+def train_model(model: Any, spec: Spec, train: Any, validation: Any, run_dir: Path, *,
+                callbacks: list | None = None, tag: str = "") -> tuple[dict, list[dict]]:
+    """Train a compiled ``model`` on the splits, phase by phase; record CSV history.
+
+    Args:
+        tag: names this model's files in the run directory (ensemble members: ``member0``).
+
+    Returns:
+        The joined history and one record per phase.
+
+    Raises:
+        DataError: the loss became NaN/inf (the run is kept for inspection).
+    """
+    from kspec.data.pipeline import to_dataset
+    from kspec.train.compile import compile_model
+    from kspec.train.phases import run_phases
+
+    t = spec.training
+    train_ds = to_dataset(train, t.batch_size, shuffle=t.shuffle, seed=spec.seed,
+                          cache=spec.data.cache)
+    val_ds = (to_dataset(validation, t.batch_size, cache=spec.data.cache)
+              if validation is not None else None)
+    csv = run_dir / (f"history_{tag}.csv" if tag else "history.csv")
+    cbs_used: list = []
+
+    def fit_one(index: int, initial_epoch: int, epochs: int):
+        backup = run_dir / "backup" / f"{tag or 'model'}_phase{index}"
+        cbs = _callbacks(spec, run_dir, val_ds is not None, csv=csv, backup=backup)
+        cbs += list(callbacks or [])
+        cbs_used[:] = cbs
+        history = model.fit(
+            train_ds, validation_data=val_ds, initial_epoch=initial_epoch, epochs=epochs,
+            steps_per_epoch=t.steps_per_epoch, class_weight=_class_weight(spec, train.y),
+            callbacks=cbs, verbose=t.verbose,
+            shuffle=False,  # the dataset is shuffled (seeded) by to_dataset
+        )
+        nonfinite = next((c for c in cbs if hasattr(c, "failed_at")), None)
+        if nonfinite is not None and nonfinite.failed_at is not None:
+            raise DataError(
+                f"training stopped: the loss became NaN/inf in epoch {initial_epoch + len(history.epoch)} "
+                f"(run kept in {run_dir}); lower the learning rate or check the data for "
+                "extreme values"
+            )
+        return history
+
+    def recompile(optimizer: Any, path: str) -> None:
+        compile_model(model, spec, optimizer=optimizer, optimizer_path=path)
+
+    return run_phases(model, spec, fit_one, recompile)
+
+
+def evaluate_splits(model: Any, spec: Spec, data: Any) -> dict[str, dict[str, float]]:
+    """Metrics of ``model`` on every split (and TTA metrics when the spec asks for them)."""
+    from kspec.data.pipeline import to_dataset
+
+    metrics = {}
+    for name, split in data.splits().items():
+        ds = to_dataset(split, spec.training.batch_size, cache=False)
+        values = model.evaluate(ds, verbose=0, return_dict=True)
+        metrics[name] = {k: float(v) for k, v in values.items()}
+    tta = spec.training.tta
+    if tta is not None:
+        from kspec.train.tta import evaluate_tta
+
+        for name in tta.splits:
+            split = data.splits().get(name)
+            if split is not None:
+                metrics[f"{name}_tta"] = evaluate_tta(
+                    model, split, spec, scheme=tta.scheme, crop_fraction=tta.crop_fraction)
+    return metrics
 
 
 def fit(spec: Any, data: Any = None, *, out: str | Path = "runs",
@@ -169,21 +265,24 @@ def fit(spec: Any, data: Any = None, *, out: str | Path = "runs",
         spec: a path, YAML/JSON text, dict or Spec.
         data: in-memory data, ``(x, y)`` or ``{"train": (x, y), "test": (x, y)}``; default:
             the spec's ``data.source``.
-        out: folder in which a new run directory is made.
+        out: folder in which a new run directory is made; ``base: {run: NAME}`` in a spec
+            looks for earlier runs here first.
         overrides: values by key path, ``{"model.layers[0].units": 64}``.
         resume: an interrupted run directory to continue (its spec is used).
         callbacks: extra Keras callbacks.
         **kwargs: training keys (``epochs=2``, ``batch_size=64``, ...), ``seed``, ``name``.
 
     Returns:
-        A :class:`Run` with the trained model, history, metrics and run directory.
+        A :class:`Run` with the trained model, history, metrics and run directory. Training
+        phases (``training.phases``) run one after the other; an ``ensemble`` section trains
+        its members and returns their average as one model.
 
     Example:
         >>> run = fit("specs/quickstart.yaml", epochs=1)
         >>> sorted(run.metrics)
         ['test', 'train', 'validation']
     """
-    from kspec.data.pipeline import to_dataset
+    from kspec.build.transfer import run_roots
 
     merged = dict(overrides or {})
     merged.update(_apply_kwargs(kwargs))
@@ -192,7 +291,8 @@ def fit(spec: Any, data: Any = None, *, out: str | Path = "runs",
         if not (run_dir / "spec.yaml").is_file():
             raise SpecError("resume", f"{run_dir} is not a kspec run directory (no spec.yaml)")
         spec = run_dir / "spec.yaml"
-    spec, loaded, model = prepare(spec, data, merged)
+    with run_roots(out):
+        spec, loaded, model = prepare(spec, data, merged)
     if resume is None:
         run_dir = rundir.new_run_dir(out, spec.name)
     rundir.write_spec(run_dir, spec)
@@ -200,51 +300,38 @@ def fit(spec: Any, data: Any = None, *, out: str | Path = "runs",
             "status": "running", "data": loaded.source, "command": sys.argv[:1]}
     rundir.write_json(run_dir / "meta.json", meta)
 
-    t = spec.training
-    train_ds = to_dataset(loaded.train, t.batch_size, shuffle=t.shuffle, seed=spec.seed,
-                          cache=spec.data.cache)
-    val_ds = (to_dataset(loaded.validation, t.batch_size, cache=spec.data.cache)
-              if loaded.validation is not None else None)
-    cbs = _callbacks(spec, run_dir, val_ds is not None) + list(callbacks or [])
     start = time.perf_counter()
+    members = None
     try:
-        history = model.fit(
-            train_ds, validation_data=val_ds, epochs=t.epochs, steps_per_epoch=t.steps_per_epoch,
-            class_weight=_class_weight(spec, loaded.train.y), callbacks=cbs, verbose=t.verbose,
-            shuffle=False,  # the dataset is shuffled (seeded) by to_dataset
-        )
+        if spec.ensemble is not None:
+            from kspec.train.ensemble import train_ensemble
+
+            with run_roots(out):
+                model, hist, phases, members = train_ensemble(
+                    spec, loaded, model, run_dir, callbacks=callbacks)
+        else:
+            hist, phases = train_model(model, spec, loaded.train, loaded.validation, run_dir,
+                                       callbacks=callbacks)
     except BaseException as e:
         meta.update(status="failed", error=f"{type(e).__name__}: {e}", ended=rundir.now())
         rundir.write_json(run_dir / "meta.json", meta)
         raise
     seconds = time.perf_counter() - start
-    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    nonfinite = next((c for c in cbs if hasattr(c, "failed_at")), None)
-    if nonfinite is not None and nonfinite.failed_at is not None:
-        meta.update(status="failed", error="loss became NaN/inf", ended=rundir.now())
-        rundir.write_json(run_dir / "meta.json", meta)
-        raise DataError(
-            f"training stopped: the loss became NaN/inf in epoch {len(hist.get('loss', []))} "
-            f"(run kept in {run_dir}); lower the learning rate or check the data for extreme "
-            "values"
-        )
 
-    metrics = {}
-    for name, split in loaded.splits().items():
-        ds = to_dataset(split, t.batch_size, cache=False)
-        values = model.evaluate(ds, verbose=0, return_dict=True)
-        metrics[name] = {k: float(v) for k, v in values.items()}
+    metrics = evaluate_splits(model, spec, loaded)
     rundir.save_model_atomic(model, run_dir / "model.keras")
     rundir.write_json(run_dir / "metrics.json", metrics)
+    if members is not None:
+        rundir.write_json(run_dir / "members.json", members)
     if hist:
         from kspec.train.plots import plot_history
 
         plot_history(hist, run_dir / "history.png", title=spec.name)
     meta.update(status="finished", ended=rundir.now(), seconds=round(seconds, 3),
-                epochs=len(hist.get("loss", [])))
+                epochs=len(hist.get("loss", [])), phases=phases)
     rundir.write_json(run_dir / "meta.json", meta)
     return Run(model=model, history=hist, metrics=metrics, run_dir=run_dir, spec=spec,
-               seconds=seconds, data=loaded)
+               seconds=seconds, data=loaded, phases=phases, members=members)
 
 
 def load_run(run_dir: str | Path) -> dict[str, Any]:

@@ -1,0 +1,282 @@
+"""Run an export (or a run directory) on input files: the engine of ``kspec predict``.
+
+A SavedModel is run through ``tf.saved_model.load`` and its ``serving_default`` signature
+(no Keras involved), a ``.tflite`` file through the TFLite interpreter, and a ``.keras``
+file or run directory through Keras (``safe_mode=True``). Inputs come from CSV (one row per
+example), NPZ (one array per input name) or image files.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from kspec.errors import DataError
+from kspec.export.errors import ExportError
+from kspec.export.layout import versions
+from kspec.export.metadata import read_metadata, read_spec_yaml
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
+
+
+@dataclass
+class Predictor:
+    """A loaded model as a function of named arrays.
+
+    Attributes:
+        path: what was loaded.
+        kind: ``savedmodel``, ``tflite`` or ``keras``.
+        inputs: ``{name: {"dtype": ..., "shape": [None, ...]}}``.
+        run: ``run({name: array}) -> {output: array}``.
+        spec: the resolved spec (plain dict) stored with the model, when there is one.
+    """
+
+    path: Path
+    kind: str
+    inputs: dict[str, dict[str, Any]]
+    run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+    spec: dict[str, Any] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _spec_dict(text: str | None) -> dict[str, Any] | None:
+    import yaml
+
+    return yaml.safe_load(text) if text else None
+
+
+def load_predictor(path: str | Path) -> Predictor:
+    """Load ``MODELS_DIR/NAME`` (latest version), a version folder, a ``.tflite`` or
+    ``.keras`` file, or a run directory.
+
+    Example:
+        >>> p = load_predictor("models/quickstart")
+        >>> sorted(p.run({"image": x}))
+        ['output']
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ExportError(f"{path} does not exist")
+    if path.is_dir() and not any((path / f).exists() for f in
+                                 ("saved_model.pb", "model.tflite", "model.keras")):
+        found = versions(path)
+        if not found:
+            raise ExportError(f"{path} holds no model: expected a SavedModel, model.tflite, "
+                              "model.keras, or numbered version folders")
+        path = path / str(found[-1])
+    folder = path if path.is_dir() else path.parent
+    meta = read_metadata(folder)
+    spec_text = read_spec_yaml(folder)
+    if spec_text is None and (folder / "spec.yaml").is_file():  # a run directory
+        spec_text = (folder / "spec.yaml").read_text()
+    spec = _spec_dict(spec_text)
+    if path.is_dir() and (path / "saved_model.pb").is_file():
+        return _savedmodel(path, spec, meta)
+    if path.suffix == ".tflite" or (path / "model.tflite").is_file():
+        return _tflite(path if path.suffix == ".tflite" else path / "model.tflite", spec, meta)
+    file = path if path.suffix == ".keras" else path / "model.keras"
+    if not file.is_file():
+        raise ExportError(f"cannot load {path}: not a SavedModel, .tflite or .keras model")
+    return _keras(file, spec, meta)
+
+
+def _savedmodel(path: Path, spec, meta) -> Predictor:
+    import tensorflow as tf
+
+    from kspec.export.signature import SIGNATURE_KEY, describe_signature
+
+    loaded = tf.saved_model.load(str(path))
+    if SIGNATURE_KEY not in loaded.signatures:
+        raise ExportError(f"{path} has no {SIGNATURE_KEY!r} signature (has: "
+                          f"{sorted(loaded.signatures)})")
+    fn = loaded.signatures[SIGNATURE_KEY]
+    sig = describe_signature(fn)
+
+    def run(inputs):
+        feed = {k: tf.constant(np.asarray(inputs[k]), dtype=fn.structured_input_signature[1][k]
+                               .dtype) for k in sig["inputs"]}
+        return {k: v.numpy() for k, v in fn(**feed).items()}
+
+    run.loaded = loaded  # type: ignore[attr-defined]  # keeps the variables alive
+    return Predictor(path, "savedmodel", sig["inputs"], run, spec, meta)
+
+
+def _tflite(path: Path, spec, meta) -> Predictor:
+    from kspec.export.tflite import runner
+
+    run = runner(path)
+    inputs = {k: {"dtype": np.dtype(d["dtype"]).name,
+                  "shape": [None, *d["shape_signature"][1:].tolist()]}
+              for k, d in run.input_details.items()}
+    return Predictor(path, "tflite", inputs, run, spec, meta)
+
+
+def _keras(path: Path, spec, meta) -> Predictor:
+    from kspec.export.check import keras_predict
+    from kspec.export.signature import describe_inputs
+    from kspec.export.source import load_keras_model
+
+    model = load_keras_model(path)
+    return Predictor(path, "keras", describe_inputs(model),
+                     lambda inputs: keras_predict(model, inputs), spec, meta)
+
+
+# ----------------------------------------------------------------------------- input files
+
+
+def read_inputs(files: Sequence[str | Path], predictor: Predictor) -> dict[str, np.ndarray]:
+    """Named input arrays from CSV, NPZ or image files, shaped and typed for ``predictor``."""
+    files = [Path(f) for f in files]
+    for f in files:
+        if not f.exists():
+            raise DataError(f"{f}: file not found")
+    images = [p for f in files for p in (sorted(f.iterdir()) if f.is_dir() else [f])
+              if p.suffix.lower() in IMAGE_SUFFIXES]
+    if images:
+        return _images(images, predictor.inputs)
+    if len(files) != 1:
+        raise DataError(f"give one CSV or NPZ file, or image files (received: "
+                        f"{[str(f) for f in files]})")
+    file = files[0]
+    if file.suffix == ".npz":
+        return _npz(file, predictor.inputs)
+    if file.suffix in (".csv", ".tsv", ".txt"):
+        return _csv(file, predictor)
+    raise DataError(f"{file}: unsupported input file type {file.suffix!r} (expected .csv, "
+                    f".npz or images: {', '.join(sorted(IMAGE_SUFFIXES))})")
+
+
+def _shape_to(name: str, array: np.ndarray, desc: dict[str, Any], where: str) -> np.ndarray:
+    shape = [d for d in desc["shape"][1:]]
+    try:
+        if None not in shape and list(array.shape[1:]) != shape:
+            array = array.reshape([len(array), *shape])
+        return array.astype(desc["dtype"])
+    except (ValueError, TypeError) as e:
+        raise DataError(f"{where}: input {name!r} expects rows of shape {shape} and dtype "
+                        f"{desc['dtype']}; received shape {list(array.shape[1:])} "
+                        f"(first row: {np.ravel(array[:1])[:6].tolist()})") from e
+
+
+def _npz(file: Path, inputs: dict[str, dict[str, Any]]) -> dict[str, np.ndarray]:
+    with np.load(file, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    if len(inputs) == 1 and next(iter(inputs)) not in arrays:
+        key = "x" if "x" in arrays else (next(iter(arrays)) if len(arrays) == 1 else None)
+        if key is None:
+            raise DataError(f"{file}: no array named {next(iter(inputs))!r} or 'x' (arrays: "
+                            f"{sorted(arrays)})")
+        arrays = {next(iter(inputs)): arrays[key]}
+    missing = [n for n in inputs if n not in arrays]
+    if missing:
+        raise DataError(f"{file}: no arrays for inputs {missing} (arrays: {sorted(arrays)})")
+    return {n: _shape_to(n, arrays[n], d, str(file)) for n, d in inputs.items()}
+
+
+def _csv_columns(predictor: Predictor, columns: list[str]) -> dict[str, list[str]]:
+    """Which columns feed which input: from the spec's CSV source when known."""
+    source = ((predictor.spec or {}).get("data") or {}).get("source") or {}
+    if source.get("inputs"):
+        return dict(source["inputs"])
+    labels = source.get("label")
+    labels = set([labels] if isinstance(labels, str) else (labels or []))
+    feats = source.get("features") or [c for c in columns if c not in labels]
+    if len(predictor.inputs) != 1:
+        raise DataError(f"a CSV feeds one input, but the model has {sorted(predictor.inputs)}; "
+                        "use an NPZ file with one array per input")
+    return {next(iter(predictor.inputs)): feats}
+
+
+def _csv(file: Path, predictor: Predictor) -> dict[str, np.ndarray]:
+    import pandas as pd
+
+    frame = pd.read_csv(file, sep="\t" if file.suffix == ".tsv" else ",")
+    out = {}
+    for name, cols in _csv_columns(predictor, list(frame.columns)).items():
+        missing = [c for c in cols if c not in frame.columns]
+        if missing:
+            raise DataError(f"{file}: columns {missing} for input {name!r} are missing "
+                            f"(columns: {list(frame.columns)})")
+        for c in cols:
+            bad = pd.to_numeric(frame[c], errors="coerce").isna() & frame[c].notna()
+            if bad.any() and predictor.inputs[name]["dtype"] != "string":
+                row = int(np.argmax(bad.to_numpy()))
+                raise DataError(f"{file}: column {c!r} is not numeric (row {row + 2}: "
+                                f"{frame[c].iloc[row]!r})")
+        out[name] = _shape_to(name, frame[cols].to_numpy(), predictor.inputs[name], str(file))
+    return out
+
+
+def _images(files: list[Path], inputs: dict[str, dict[str, Any]]) -> dict[str, np.ndarray]:
+    from PIL import Image
+
+    if len(inputs) != 1 or len(next(iter(inputs.values()))["shape"]) != 4:
+        raise DataError(f"image files need a model with one image input (height, width, "
+                        f"channels); this one takes {inputs}")
+    (name, desc), = inputs.items()
+    height, width, channels = desc["shape"][1:]
+    rows = []
+    for f in files:
+        try:
+            with Image.open(f) as img:
+                img = img.convert("L" if channels == 1 else "RGB")
+                if height and width and img.size != (width, height):
+                    img = img.resize((width, height), Image.BILINEAR)
+                a = np.asarray(img, dtype=np.float32)
+        except OSError as e:
+            raise DataError(f"{f}: not a readable image ({e})") from e
+        rows.append(a[..., None] if a.ndim == 2 else a)
+    return {name: np.stack(rows).astype(desc["dtype"])}
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def write_predictions(outputs: dict[str, np.ndarray], path: str | Path) -> None:
+    """Write predictions as ``.npz``, ``.json`` or ``.csv`` (one column per value)."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        np.savez(path, **outputs)
+    elif path.suffix == ".json":
+        path.write_text(json.dumps({k: v.tolist() for k, v in outputs.items()}, indent=1))
+    elif path.suffix == ".csv":
+        import pandas as pd
+
+        pd.DataFrame(_columns(outputs)).to_csv(path, index_label="row")
+    else:
+        raise DataError(f"{path}: unsupported output type {path.suffix!r} (expected .csv, "
+                        ".npz or .json)")
+
+
+def _columns(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    cols = {}
+    for name, values in outputs.items():
+        flat = values.reshape(len(values), -1)
+        if flat.shape[1] == 1:
+            cols[name] = flat[:, 0]
+        else:
+            cols.update({f"{name}[{i}]": flat[:, i] for i in range(flat.shape[1])})
+    return cols
+
+
+def format_predictions(outputs: dict[str, np.ndarray], limit: int = 20) -> str:
+    """A small table: one line per example, one column per (scalar) output value."""
+    cols = _columns(outputs)
+    if not cols:
+        return "(no outputs)"
+    names = list(cols)[:12]
+    rows = len(next(iter(cols.values())))
+    lines = ["row  " + "  ".join(f"{n:>12.12}" for n in names)]
+    for r in range(min(rows, limit)):
+        cells = []
+        for n in names:
+            v = cols[n][r]
+            cells.append(f"{v:>12d}" if np.issubdtype(type(v), np.integer) else f"{v:>12.5g}")
+        lines.append(f"{r:<4} " + "  ".join(cells))
+    if rows > limit:
+        lines.append(f"... {rows - limit} more rows (write them all with --output FILE)")
+    return "\n".join(lines)

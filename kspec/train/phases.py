@@ -1,0 +1,127 @@
+"""Training in phases: each phase sets what is trainable, its optimizer and its epochs.
+
+Transfer learning in two steps (frozen base, then the last layers unfrozen with a lower
+learning rate) is two phases::
+
+    training:
+      phases:
+        - {name: head, trainable: head, epochs: 5, optimizer: {type: adam, learning_rate: 1e-3}}
+        - {name: fine_tune, trainable: {last: 2}, epochs: 5,
+           optimizer: {type: adam, learning_rate: 1e-4}}
+
+Changing what is trainable needs a fresh compile, so each phase compiles the model again
+with its own optimizer; epochs continue counting across phases in the history.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+from kspec.errors import SpecError
+
+
+def default_phases(spec: Any) -> list[dict[str, Any]]:
+    """The phases of a spec as plain records (one implicit phase when none are given)."""
+    t = spec.training
+    if not t.phases:
+        return [{"name": "train", "trainable": None, "epochs": t.epochs, "optimizer": None,
+                 "path": "training"}]
+    return [{"name": p.name or f"phase_{i}", "trainable": p.trainable,
+             "epochs": p.epochs or t.epochs, "optimizer": p.optimizer,
+             "path": f"training.phases[{i}]"} for i, p in enumerate(t.phases)]
+
+
+def _has_weights(layer: Any) -> bool:
+    return bool(layer.weights)
+
+
+def set_trainable(model: Any, spec: Any, selector: Any, path: str,
+                  head_state: dict[str, bool]) -> None:
+    """Make trainable what ``selector`` names (see :class:`kspec.spec.training.Phase`).
+
+    ``head_state`` holds the trainable flag each top-level layer was built with, so that a
+    layer the spec froze (``trainable: false``) stays frozen in every phase.
+    """
+    bases = spec.model.base_names()
+    for layer in model.layers:
+        if layer.name in head_state and layer.name not in bases:
+            layer.trainable = head_state[layer.name]
+    if selector == "all":
+        for name in bases:
+            model.get_layer(name).trainable = True
+        return
+    if not bases:
+        if getattr(selector, "pattern", None) is not None:
+            _by_pattern(model.layers, selector.pattern, [l.name for l in model.layers], path)
+            return
+        raise SpecError(f"{path}.trainable", "this model has no transfer base to freeze",
+                        value=selector if isinstance(selector, str) else selector.model_dump(),
+                        valid="'all', a pattern, or add model.base / a block with 'base'")
+    for name in bases:
+        base = model.get_layer(name)
+        if selector == "head":
+            base.trainable = False
+            continue
+        inner = list(getattr(base, "layers", [base]))
+        base.trainable = True  # sets every inner layer; the selector then freezes the rest
+        if getattr(selector, "last", None) is not None:
+            weighted = [l for l in inner if _has_weights(l)]
+            keep = {id(l) for l in weighted[len(weighted) - selector.last:]}
+            for layer in inner:
+                if layer is not base:
+                    layer.trainable = id(layer) in keep
+        else:
+            names = [l.name for l in inner]
+            _by_pattern([l for l in inner if l is not base], selector.pattern, names, path)
+
+
+def _by_pattern(layers: list, pattern: str | list[str], names: list[str], path: str) -> None:
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    matched = 0
+    for layer in layers:
+        on = any(re.search(p, layer.name) for p in patterns)
+        if _has_weights(layer):
+            layer.trainable = on
+            matched += on
+    if not matched:
+        raise SpecError(f"{path}.trainable.pattern", f"no layer with weights matches {patterns}",
+                        valid=names)
+
+
+def run_phases(model: Any, spec: Any, fit_one: Callable[..., Any],
+               compile_fn: Callable[..., Any]) -> tuple[dict[str, list[float]], list[dict]]:
+    """Train ``model`` phase by phase.
+
+    Args:
+        model: the built, compiled model.
+        spec: the validated spec.
+        fit_one: ``fit_one(phase_index, initial_epoch, epochs) -> keras History``.
+        compile_fn: ``compile_fn(optimizer_ref, optimizer_path)`` recompiles the model.
+
+    Returns:
+        The history of all phases joined, and one record per phase (name, epochs, number
+        of trainable weights).
+    """
+    phases = default_phases(spec)
+    head_state = {layer.name: layer.trainable for layer in model.layers}
+    history: dict[str, list[float]] = {}
+    records = []
+    done = 0
+    for i, phase in enumerate(phases):
+        if phase["trainable"] is not None:
+            set_trainable(model, spec, phase["trainable"], phase["path"], head_state)
+            opt_path = (f"{phase['path']}.optimizer" if phase["optimizer"] is not None
+                        else "training.optimizer")
+            compile_fn(phase["optimizer"], opt_path)
+        result = fit_one(i, done, done + phase["epochs"])
+        ran = len(next(iter(result.history.values()), []))
+        for key, values in result.history.items():
+            history.setdefault(key, [float("nan")] * done)
+            history[key].extend(float(v) for v in values)
+        for key in history:  # a metric missing in this phase keeps the columns aligned
+            history[key].extend([float("nan")] * (done + ran - len(history[key])))
+        records.append({"name": phase["name"], "first_epoch": done + 1, "epochs": ran,
+                        "trainable_weights": len(model.trainable_weights)})
+        done += ran
+    return history, records
