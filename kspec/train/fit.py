@@ -178,10 +178,24 @@ def prepare(spec: Any, data: Any = None, overrides: Mapping[str, Any] | None = N
 
     spec = load_spec(spec, overrides or None)
     set_seed(spec.seed)
-    loaded = apply_targets(spec, load_data(spec, data))
+    loaded = apply_targets(spec, load_data(_for_loading(spec), data))
     model = build_model(spec, loaded.input_shapes(), input_layers(spec, loaded))
     compile_model(model, spec)
     return spec, loaded, model
+
+
+def _for_loading(spec: Spec) -> Spec:
+    """The spec as ``load_data`` should see it.
+
+    ``load_data`` checks raw labels against the loss; with ``training.targets`` the loss
+    applies to the *derived* targets (checked in ``apply_targets``), so the raw labels are
+    loaded with the loss given per output, which that check skips.
+    """
+    t = spec.training
+    if not t.targets or (isinstance(t.loss, dict) and "type" not in t.loss):
+        return spec
+    loss = {name: t.loss for name in spec.model.output_names()}
+    return spec.model_copy(update={"training": t.model_copy(update={"loss": loss})})
 
 
 def train_model(model: Any, spec: Spec, train: Any, validation: Any, run_dir: Path, *,

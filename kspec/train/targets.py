@@ -78,4 +78,16 @@ def apply_targets(spec: Any, data: Any) -> Any:
         else:
             new_y = {o: derive(np.asarray(y), targets.get(o), o, where) for o in outputs}
         splits[split_name] = dataclasses.replace(split, y=new_y)
+    if len(outputs) == 1:
+        _check_labels(spec, splits, data)
     return dataclasses.replace(data, **splits)
+
+
+def _check_labels(spec: Any, splits: dict, data: Any) -> None:
+    """The data module's label check (range against the loss), on the derived targets."""
+    try:
+        from kspec.data.checks import check_labels
+    except ImportError:  # an older data module without label checks
+        return
+    check_labels(spec, splits, f"{data.source} (targets derived per training.targets)",
+                 data.meta)
