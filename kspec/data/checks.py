@@ -42,35 +42,50 @@ def check_lengths(split: Split, where: str) -> None:
             raise DataError(f"{where}: {k} has {len(v)} rows but the features have {n}")
 
 
+def _row(meta: dict, i: int) -> str:
+    """Row ``i`` of the source; for files with a header also the line number."""
+    offset = meta.get("row_offset")
+    return f"row {i}" + (f" (line {i + offset} of the file)" if offset else "")
+
+
 def _finite(arr: np.ndarray, what: str, where: str, meta: dict, key: str) -> None:
     if arr.dtype.kind not in "fc" or np.isfinite(arr).all():
         return
     bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
     count = int((~np.isfinite(arr)).sum())
-    raise DataError(f"{where}: {what} has {count} non-finite value(s); row {bad[0]}, "
-                    f"{_column(meta, key, bad, 1)} is {arr[bad]!r}")
+    raise DataError(f"{where}: {what} has {count} non-finite value(s); {_row(meta, bad[0])}, "
+                    f"{_column(meta, key, bad, 1)} is {arr[bad].item()!r}")
 
 
-def check_data(data: Data) -> None:
-    """Refuse data that would fail (or silently mislead) training: empty or non-finite."""
-    for name, split in data.splits().items():
-        where = f"{data.source} ({name} split)"
+def _where(source: str, name: str) -> str:
+    return source if name == "all" else f"{source} ({name} split)"
+
+
+def check_splits(splits: dict[str, Split], source: str, meta: dict) -> None:
+    """Empty splits, ragged rows, NaN/inf; row numbers count within each split as given."""
+    for name, split in splits.items():
+        where = _where(source, name)
         if len(split) == 0:
             raise DataError(f"{where}: the split is empty")
         check_lengths(split, where)
         for key, arr in split.x.items():
-            _finite(arr, f"feature {key!r}", where, data.meta, key)
+            _finite(arr, f"feature {key!r}", where, meta, key)
         labels = split.y if isinstance(split.y, dict) else {"": split.y}
         for key, arr in labels.items():
             if arr is not None and arr.dtype != object:
-                _finite(arr, f"label {key!r}" if key else "the label", where, {}, key)
+                _finite(arr, f"label {key!r}" if key else "the label", where, meta, key)
 
 
-def check_inputs(spec: Any, data: Data) -> None:
+def check_data(data: Data) -> None:
+    """Refuse data that would fail (or silently mislead) training: empty or non-finite."""
+    check_splits(data.splits(), data.source, data.meta)
+
+
+def check_inputs(spec: Any, splits: dict[str, Split], source: str) -> None:
     """Every model input has data of the declared shape; no data goes unused."""
     declared = {i.name: i.shape for i in spec.model.inputs}
-    for name, split in data.splits().items():
-        where = f"{data.source} ({name} split)"
+    for name, split in splits.items():
+        where = _where(source, name)
         extra = [k for k in split.x if k not in declared]
         missing = [k for k in declared if k not in split.x]
         if missing or extra:
@@ -98,13 +113,20 @@ def _loss_name(spec: Any) -> str | None:
 
 
 def _output_units(spec: Any) -> int | None:
-    layers = getattr(spec.model, "layers", None)
+    model = spec.model
+    layers = getattr(model, "layers", None)
+    if getattr(model, "is_graph", False):
+        outputs = model.output_blocks()
+        if len(outputs) != 1:
+            return None
+        block = next((b for b in model.blocks if b.name == next(iter(outputs.values()))), None)
+        layers = getattr(block, "layers", None)
     if not layers:
         return None
     return getattr(layers[-1], "units", None)
 
 
-def check_labels(spec: Any, data: Data) -> None:
+def check_labels(spec: Any, splits: dict[str, Split], source: str, meta: dict) -> None:
     """Class labels must lie in [0, classes): declared, or the output units of the model."""
     loss = _loss_name(spec)
     classes = getattr(spec.data, "classes", None)
@@ -114,11 +136,11 @@ def check_labels(spec: Any, data: Data) -> None:
     binary = classes is None and loss in _BINARY
     if classes is None and not binary:
         return
-    for name, split in data.splits().items():
+    for name, split in splits.items():
         y = split.y
         if not isinstance(y, np.ndarray) or y.dtype == object:
             continue
-        where = f"{data.source} ({name} split)"
+        where = _where(source, name)
         if classes is not None and loss not in _SPARSE and y.ndim == 2 and y.shape[1] > 1:
             if y.shape[1] != classes:
                 raise DataError(f"{where}: the one-hot labels have {y.shape[1]} columns (row "
@@ -129,12 +151,14 @@ def check_labels(spec: Any, data: Data) -> None:
             bad = np.flatnonzero((flat < 0) | (flat > 1) if loss.endswith("crossentropy")
                                  else ~np.isin(flat, (-1, 0, 1)))
             if len(bad):
-                raise DataError(f"{where}: the label of row {bad[0]} is {flat[bad[0]]!r}; the "
+                raise DataError(f"{where}: the label of {_row(meta, bad[0])} is "
+                                f"{flat[bad[0]].item()!r}; the "
                                 f"loss {loss!r} expects labels in [0, 1] ({len(bad)} rows "
                                 "outside)")
             continue
         bad = np.flatnonzero((flat < 0) | (flat >= classes) | (flat != np.round(flat)))
         if len(bad):
-            raise DataError(f"{where}: the label of row {bad[0]} is {flat[bad[0]]!r}, outside "
+            raise DataError(f"{where}: the label of {_row(meta, bad[0])} is "
+                            f"{flat[bad[0]].item()!r}, outside "
                             f"the {classes} classes (0..{classes - 1}) of {origin} "
                             f"({len(bad)} rows outside)")

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from kspec.data.checks import check_data, check_inputs, check_labels, check_lengths
+from kspec.data.checks import check_data, check_inputs, check_labels, check_lengths, check_splits
 from kspec.data.split import Arrays, Data, Split
 from kspec.errors import DataError, SpecError
 from kspec.spec import Spec
@@ -184,9 +184,15 @@ def load_data(spec: Spec, data: Any = None) -> Data:
         parts = {"all": whole}
         label = "<DataFrame>" if _is_frame(data) or (
             isinstance(data, tuple) and _is_frame(data[0])) else "<arrays>"
+    # Check the source as given, so that row numbers point into the file or array the
+    # user has, not into a shuffled split.
+    check_splits(parts, label, meta)
+    check_inputs(spec, parts, label)
+    check_labels(spec, parts, label, meta)
     splits = _assemble(parts, spec)
     result = Data(splits["train"], splits["validation"], splits["test"], label, meta)
-    check_data(result)
-    check_inputs(spec, result)
-    check_labels(spec, result)
+    for name, split in result.splits().items():
+        if len(split) == 0:
+            raise DataError(f"{label}: the {name} split is empty after splitting "
+                            f"{len(parts.get('all', parts.get('train')))} rows")
     return result

@@ -133,6 +133,7 @@ def read_csv(src: Any, input_names: list[str], where: str):
             raise DataError(f"{p}: the file has a header but no rows")
     # Row numbers in messages count the header as line 1, as editors do.
     splits, meta = frames_to_splits(frames, src, input_names, where, paths, row_offset=2)
+    meta["row_offset"] = 2
     return splits, ", ".join(paths.values()), meta
 
 
