@@ -1,32 +1,45 @@
-"""Custom Keras classes of kspec (Maxout, fixed conv kernels, style/content losses, fairness
-and per-class metrics, uncertainty weighting) and ``kspec.register`` for users' own.
+"""Custom Keras classes of kspec: Maxout, fixed conv kernels, content/style losses, fairness
+and per-class metrics, uncertainty weighting; and ``kspec.register`` for users' own.
 
-The submodules that define Keras classes import Keras; this package itself does not.
-:func:`import_all` imports them so that a ``.keras`` file saved with them loads with
-``keras.saving.load_model(path, safe_mode=True)`` in a fresh process.
+Importing this package imports Keras and registers every class with Keras's serialization,
+so a ``.keras`` file that uses them loads with ``keras.saving.load_model(path,
+safe_mode=True)`` in a fresh process. Spec validation never imports it: the registries in
+``kspec.build`` import these modules inside their factories.
+
+Example:
+    >>> import keras, kspec.components
+    >>> keras.saving.get_registered_object("kspec>Maxout").__name__
+    'Maxout'
 """
 
 from __future__ import annotations
 
-import importlib
-
-_KERAS_MODULES = (
-    "kspec.components.activations",
-    "kspec.components.initializers",
-    "kspec.components.losses",
-    "kspec.components.metrics",
-    "kspec.components.multitask",
+from kspec.components.activations import Maxout
+from kspec.components.initializers import FixedKernel
+from kspec.components.losses import ContentLoss, LabelColumnsLoss, StyleLoss, gram_matrix
+from kspec.components.metrics import (
+    PerClassAccuracy,
+    StatisticalParity,
+    SubgroupAccuracy,
+    SubgroupAccuracyGap,
+    pack_groups,
+)
+from kspec.components.multitask import (
+    UncertaintyWeightedModel,
+    UncertaintyWeighting,
+    uncertainty_weighted_total,
+    with_uncertainty_weighting,
 )
 
 
 def import_all() -> None:
-    """Register every kspec Keras class with Keras's serialization (imports Keras).
+    """Nothing left to do: importing the package registered every class (kept for callers
+    that want to say so explicitly)."""
 
-    Example:
-        >>> import keras, kspec.components
-        >>> kspec.components.import_all()
-        >>> keras.saving.get_registered_object("kspec>Maxout").__name__
-        'Maxout'
-    """
-    for name in _KERAS_MODULES:
-        importlib.import_module(name)
+
+__all__ = [
+    "ContentLoss", "FixedKernel", "LabelColumnsLoss", "Maxout", "PerClassAccuracy",
+    "StatisticalParity", "StyleLoss", "SubgroupAccuracy", "SubgroupAccuracyGap",
+    "UncertaintyWeightedModel", "UncertaintyWeighting", "gram_matrix", "import_all",
+    "pack_groups", "uncertainty_weighted_total", "with_uncertainty_weighting",
+]
