@@ -87,7 +87,9 @@ def resolve(obj: Any, spec: Any = None) -> Source:
                 raise ExportError(f"{path} is not a finished kspec run directory (no "
                                   "model.keras; did the run finish?)")
             if spec is None and (path / "spec.yaml").is_file():
-                spec = load_spec(path / "spec.yaml")
+                with warnings.catch_warnings():  # lint advice was shown when it trained
+                    warnings.simplefilter("ignore")
+                    spec = load_spec(path / "spec.yaml")
             return Source(load_keras_model(model_file), spec, _read_json(path / "metrics.json"),
                           _read_json(path / "meta.json"), str(path))
         if path.suffix == ".keras" and path.is_file():

@@ -1,0 +1,137 @@
+"""SavedModel export: signature names/dtypes, inference-mode parity, determinism, metadata."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kspec.export import ExportError, export, read_metadata
+
+
+def _load_signature(path: Path):
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))
+    return loaded, loaded.signatures["serving_default"]
+
+
+def test_rich_model_serves_raw_inputs_deterministically(rich_model, digits, tmp_path):
+    import tensorflow as tf
+
+    x, _ = digits
+    result = export(rich_model, tmp_path, sample=x[:64])
+    assert result.path == tmp_path / "rich" / "1"
+    assert result.check.passed and result.check.samples == 64
+
+    loaded, fn = _load_signature(result.path)
+    raw = tf.constant(x[100:164])  # rows the export check never saw
+    first = fn(image=raw)["digit"].numpy()
+    second = fn(image=raw)["digit"].numpy()
+    np.testing.assert_array_equal(first, second)
+    expected = rich_model.predict(x[100:164], verbose=0)
+    np.testing.assert_allclose(first, expected, rtol=1e-5, atol=1e-5)
+    # The model really is random in training mode: the signature must not be.
+    noisy = rich_model(x[100:164], training=True).numpy()
+    assert np.abs(noisy - expected).max() > 1e-3
+
+
+def test_signature_keys_dtypes_and_free_batch(multi_model, multi_sample, tmp_path):
+    result = export(multi_model, tmp_path, name="two_heads", sample=multi_sample,
+                    class_outputs=["kind"])
+    _, fn = _load_signature(result.path)
+    _, inputs = fn.structured_input_signature
+    assert {k: (v.dtype.name, v.shape.as_list()) for k, v in inputs.items()} == {
+        "image": ("float32", [None, 8, 8, 1]), "ids": ("int32", [None, 3])}
+    outputs = fn.structured_outputs
+    assert sorted(outputs) == ["kind", "kind_class", "kind_probability", "size"]
+    assert outputs["kind_class"].dtype.name == "int64"
+
+    served = {k: v.numpy() for k, v in fn(**{k: v[:5] for k, v in multi_sample.items()}).items()}
+    want = multi_model.predict({k: v[:5] for k, v in multi_sample.items()}, verbose=0)
+    np.testing.assert_allclose(served["size"], want["size"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(served["kind_class"], np.argmax(want["kind"], axis=-1))
+    np.testing.assert_allclose(served["kind_probability"], want["kind"].max(-1), atol=1e-6)
+    assert result.signature["inputs"]["ids"] == {"dtype": "int32", "shape": [None, 3]}
+
+
+def test_saved_model_cli_lists_the_signature(multi_model, multi_sample, tmp_path):
+    result = export(multi_model, tmp_path, sample=multi_sample)
+    cli = Path(sys.executable).with_name("saved_model_cli")
+    out = subprocess.run([str(cli), "show", "--all", "--dir", str(result.path)],
+                         capture_output=True, text=True, timeout=120,
+                         env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "signature_def['serving_default']" in text
+    for key in ("inputs['image']", "inputs['ids']", "outputs['kind']", "outputs['size']"):
+        assert key in text
+    assert "DT_INT32" in text and "shape: (-1, 3)" in text
+    assert "tensorflow/serving/predict" in text
+
+
+def test_run_directory_export_carries_metadata(trained_run, tmp_path):
+    result = export(trained_run.run_dir, tmp_path, class_outputs=True)
+    assert result.name == "digits_export" and result.version == 1
+    assert "test split" in result.check.inputs  # real rows, not synthetic ones
+
+    # Readable with json alone, no Keras: spec, versions, metrics, check.
+    meta = json.loads((result.path / "assets.extra" / "kspec.json").read_text())
+    assert meta == read_metadata(result.path)
+    assert meta["signature"]["inputs"] == {"image": {"dtype": "float32",
+                                                     "shape": [None, 8, 8, 1]}}
+    assert set(meta["signature"]["outputs"]) == {"output", "output_class",
+                                                 "output_probability"}
+    assert meta["versions"]["tensorflow"].startswith("2.")
+    assert meta["metrics"]["test"]["accuracy"] == pytest.approx(
+        trained_run.metrics["test"]["accuracy"])
+    assert meta["check"]["passed"] is True
+    assert meta["seed"] == 5
+    spec_text = (result.path / "assets.extra" / "spec.yaml").read_text()
+    assert "name: digits_export" in spec_text and "zscore" in spec_text
+
+    # The fitted z-score is inside the graph: raw pixels in, the model's answer out.
+    x = trained_run.data.test.x["image"][:16]
+    _, fn = _load_signature(result.path)
+    served = fn(image=x)["output"].numpy()
+    np.testing.assert_allclose(served, trained_run.model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_versions_count_up_and_never_overwrite(rich_model, digits, tmp_path):
+    x, _ = digits
+    assert export(rich_model, tmp_path, sample=x[:8]).version == 1
+    assert export(rich_model, tmp_path, sample=x[:8]).version == 2
+    assert export(rich_model, tmp_path, sample=x[:8], version=7).version == 7
+    assert export(rich_model, tmp_path, sample=x[:8]).version == 8
+    with pytest.raises(ExportError, match="version 2 of 'rich' already exists"):
+        export(rich_model, tmp_path, sample=x[:8], version=2)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"format": "onnx"}, "unknown export format 'onnx'"),
+    ({"name": "a/b"}, "invalid model name 'a/b'"),
+    ({"version": 0}, "version must be a positive integer"),
+    ({"class_outputs": ["nope"]}, r"class outputs \['nope'\] are not outputs"),
+])
+def test_bad_options_are_reported(rich_model, digits, tmp_path, kwargs, message):
+    with pytest.raises(ExportError, match=message):
+        export(rich_model, tmp_path, sample=digits[0][:4], **kwargs)
+    assert not any(tmp_path.rglob("saved_model.pb"))
+
+
+def test_bad_sources_are_reported(tmp_path):
+    with pytest.raises(ExportError, match="not a finished kspec run directory"):
+        export(tmp_path, tmp_path / "models")
+    with pytest.raises(ExportError, match="cannot export a dict"):
+        export({"model": 1}, tmp_path / "models")
+
+
+def test_importing_export_does_not_import_tensorflow():
+    code = ("import sys, kspec, kspec.export; "
+            "assert callable(kspec.export); "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
