@@ -188,6 +188,38 @@ class RandomContrastScale(_RandomLayer):
         return {**super().get_config(), "factor": self.factor}
 
 
+@_register
+class RandomCrop(_RandomLayer):
+    """A random ``height`` x ``width`` window in training; the centre window otherwise.
+
+    ``keras.layers.RandomCrop`` (Keras 3.15) returns the *uncropped* image when
+    training=False, so a model's inference shapes differ from its training shapes
+    (keras-team/keras#21868); this layer always crops. One offset is drawn per batch.
+    """
+
+    def __init__(self, height: int, width: int, seed: int | None = None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.height, self.width = int(height), int(width)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.height, self.width, input_shape[-1])
+
+    def call(self, inputs, training=False):
+        h, w = inputs.shape[1], inputs.shape[2]
+        if training:
+            top = keras.random.randint((), 0, h - self.height + 1, seed=self.seed_generator)
+            left = keras.random.randint((), 0, w - self.width + 1, seed=self.seed_generator)
+        else:
+            top, left = (h - self.height) // 2, (w - self.width) // 2
+        out = ops.slice(inputs, (0, top, left, 0),
+                        (ops.shape(inputs)[0], self.height, self.width, inputs.shape[-1]))
+        # Data-dependent offsets lose the static shape; restore it for the layers after.
+        return ops.reshape(out, (-1, self.height, self.width, inputs.shape[-1]))
+
+    def get_config(self):
+        return {**super().get_config(), "height": self.height, "width": self.width}
+
+
 def _inert_by_default(base):
     """A subclass of a Keras random layer whose ``training`` defaults to False."""
 
@@ -204,4 +236,3 @@ RandomFlip = _inert_by_default(keras.layers.RandomFlip)
 RandomRotation = _inert_by_default(keras.layers.RandomRotation)
 RandomTranslation = _inert_by_default(keras.layers.RandomTranslation)
 RandomZoom = _inert_by_default(keras.layers.RandomZoom)
-RandomCrop = _inert_by_default(keras.layers.RandomCrop)

@@ -266,7 +266,7 @@ class Zoom(_Step):
 
 
 class Crop(_Step):
-    """Random ``height`` x ``width`` crop in training; the centre crop at inference."""
+    """Random ``height`` x ``width`` crop in training; the centre crop otherwise."""
 
     type: Literal["crop"]
     height: PositiveInt
