@@ -7,6 +7,7 @@ per-output entries such as ``digit_loss`` and ``digit_accuracy``.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from kspec.errors import SpecError
@@ -27,8 +28,21 @@ def _per_output(value: Any, build, path: str, outputs: list[str]):
     return build(value, path)
 
 
+def _metric(ref: Any, path: str) -> Any:
+    metric = METRICS.build(ref, path)
+    name = getattr(metric, "name", None)
+    given = isinstance(ref, dict) and "name" in ref
+    if isinstance(name, str) and not given and re.fullmatch(r".+_\d+", name):
+        # Keras numbers the default name of every further instance (auc, auc_1, ...), so a
+        # second model built in one session (ensemble members, search trials) would report
+        # "auc_5"; the spec's metric keeps its plain name.
+        params = dict(ref) if isinstance(ref, dict) else {"type": ref}
+        metric = METRICS.build({**params, "name": re.sub(r"_\d+$", "", name)}, path)
+    return metric
+
+
 def _metrics(refs, path):
-    return [METRICS.build(ref, f"{path}[{i}]") for i, ref in enumerate(refs)]
+    return [_metric(ref, f"{path}[{i}]") for i, ref in enumerate(refs)]
 
 
 def build_optimizer(ref: Any, path: str = "training.optimizer") -> Any:
@@ -68,7 +82,8 @@ def compile_model(model: Any, spec: Spec, *, optimizer: Any = None,
     if weights and len(outputs) > 1:
         weights = {name: float(weights.get(name, 1.0)) for name in outputs}
     try:
-        model.compile(optimizer=opt, loss=loss, metrics=metrics or None, loss_weights=weights)
+        model.compile(optimizer=opt, loss=loss, metrics=metrics or None, loss_weights=weights,
+                      steps_per_execution=t.steps_per_execution)
     except (ValueError, TypeError) as e:
         raise SpecError("training", f"cannot compile the model: {e}") from e
     return model

@@ -101,6 +101,9 @@ def train_ensemble(spec: Spec, data: Any, first_model: Any, run_dir: Path, *,
         phases = phases or member_phases
     combined = combine(members, name=spec.name)
     compile_model(combined, spec)
+    # The combined model is never trained; building its optimizer now makes the saved
+    # optimizer state match the model's variables, so loading it does not warn.
+    combined.optimizer.build(combined.trainable_variables)
     return combined, mean_history(histories), phases, records
 
 
