@@ -1,0 +1,463 @@
+"""Search spaces written inside a spec, and the ``search:`` section (plain data, no Keras).
+
+Any value of a spec may be replaced by a *search space*: a mapping with exactly one key that
+starts with ``$`` (no ordinary spec key does, so a space cannot be mistaken for a value)::
+
+    units: {$choice: [32, 64, 128]}
+    rate: {$float: {min: 0.0, max: 0.5}}
+    learning_rate: {$float: {min: 1.0e-4, max: 1.0e-2, sampling: log}}
+    filters: {$int: {min: 16, max: 128, step: 16}}
+    use_bias: {$bool: {}}
+    optimizer:                                   # a choice of sub-specs: a conditional search
+      $choice:
+        - {type: adam, learning_rate: {$float: {min: 1.0e-4, max: 1.0e-2, sampling: log}}}
+        - {type: sgd, learning_rate: 0.05, momentum: {$float: {min: 0.5, max: 0.95}}}
+
+A hyperparameter is named by where its space is written in the spec, in the same notation as
+errors and ``--set``: ``model.layers[1].units``; a space inside an option of a choice keeps the
+option in its name: ``training.optimizer.$choice[0].learning_rate``.
+
+This module parses spaces into :class:`Space` objects and resolves a spec for one assignment
+of values; :mod:`kspec.tune.check` validates every value of every space.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from kspec.errors import PathPart, SpecError, SpecErrors, format_path, suggest
+from kspec.spec.base import PositiveInt, RelativeSpecError, Strict
+
+SPACE_KINDS = ("$choice", "$int", "$float", "$bool")
+# Sections whose values must be the same in every trial: the data (every trial is compared on
+# the same splits), the seed and the search settings themselves.
+FIXED_SECTIONS = ("kspec", "name", "description", "seed", "data", "search")
+
+
+# -- the bodies of the four kinds of space -----------------------------------------------------
+class _Range(Strict):
+    sampling: Literal["linear", "log", "reverse_log"] = Field(
+        "linear", description="log: sample the logarithm uniformly (for rates spanning decades)"
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self):
+        if self.min > self.max:
+            raise RelativeSpecError(SpecError(".min", f"min {self.min!r} is above max {self.max!r}",
+                                              valid="min <= max"))
+        if self.sampling != "linear" and self.min <= 0:
+            raise RelativeSpecError(SpecError(
+                ".min", f"{self.sampling} sampling needs a positive range, got min {self.min!r}",
+                valid="min > 0, or sampling: linear"))
+        if self.default is not None and not self.min <= self.default <= self.max:
+            raise RelativeSpecError(SpecError(
+                ".default", f"default {self.default!r} is outside [{self.min!r}, {self.max!r}]"))
+        return self
+
+
+class IntSpace(_Range):
+    """``$int``: an integer range; ``step`` is added (linear) or multiplied (log)."""
+
+    min: int
+    max: int
+    step: PositiveInt | None = None
+    default: int | None = None
+
+    def top(self) -> int:
+        """The largest value the range can produce (``max`` rounded down onto the steps)."""
+        if self.step is None:
+            return self.max
+        if self.sampling == "linear":
+            return self.min + (self.max - self.min) // self.step * self.step
+        value = self.min
+        while self.step > 1 and value * self.step <= self.max:
+            value *= self.step
+        return value
+
+
+class FloatSpace(_Range):
+    """``$float``: a float range, linear or log sampling, optional ``step``."""
+
+    min: float
+    max: float
+    step: float | None = Field(None, gt=0)
+    default: float | None = None
+
+
+class BoolSpace(Strict):
+    """``$bool``: true or false."""
+
+    default: bool = False
+
+
+class ChoiceSpace(Strict):
+    """``$choice``: one of ``values`` (scalars, lists, or whole sub-specs)."""
+
+    values: list[Any] = Field(..., min_length=1)
+    default: Any = None
+
+
+_BODIES = {"$int": IntSpace, "$float": FloatSpace, "$bool": BoolSpace, "$choice": ChoiceSpace}
+
+
+# -- the search section --------------------------------------------------------------------------
+_MINIMIZE = ("loss", "error", "mse", "mae", "crossentropy", "hinge", "poisson", "divergence",
+             "squared", "absolute", "huber", "logcosh")
+_MAXIMIZE = ("accuracy", "auc", "precision", "recall", "f1", "iou", "r2", "score", "top_k")
+
+
+def infer_direction(metric: str) -> str | None:
+    """``min`` for losses and errors, ``max`` for accuracies and AUC, else None."""
+    name = metric.lower()
+    if any(word in name for word in _MINIMIZE):
+        return "min"
+    if any(word in name for word in _MAXIMIZE):
+        return "max"
+    return None
+
+
+class Objective(Strict):
+    """The metric a search optimizes, as Keras logs it (``val_accuracy``, ``loss``, ...)."""
+
+    name: str = Field(..., min_length=1)
+    direction: Literal["min", "max"] | None = Field(
+        None, description="inferred for losses (min) and accuracies/AUC (max)")
+
+    @model_validator(mode="after")
+    def _direction(self):
+        if self.direction is None:
+            self.direction = infer_direction(self.name)
+        if self.direction is None:
+            raise RelativeSpecError(SpecError(
+                ".direction", f"cannot tell whether {self.name!r} is to be minimized or "
+                "maximized", valid="direction: min or direction: max"))
+        return self
+
+
+class SearchEarlyStopping(Strict):
+    """Stop a trial when ``monitor`` (default: the objective) stalls for ``patience`` epochs."""
+
+    monitor: str | None = None
+    patience: int = Field(2, ge=0)
+    min_delta: float = Field(0.0, ge=0.0)
+
+
+class HyperbandOptions(Strict):
+    """Hyperband: ``search.epochs`` is the most epochs one model trains."""
+
+    factor: int = Field(3, ge=2, description="reduction factor between rounds")
+    iterations: PositiveInt = Field(1, description="times the whole Hyperband algorithm runs")
+
+
+class BayesianOptions(Strict):
+    """Bayesian optimization with a Gaussian process."""
+
+    initial_points: PositiveInt | None = Field(
+        None, description="random trials before the model guides (default: 3 x dimensions)")
+    alpha: float = Field(1e-4, gt=0.0, description="expected noise in the objective")
+    beta: float = Field(2.6, gt=0.0, description="exploration weight")
+
+
+class DistributedOptions(Strict):
+    """Chief/worker search (KerasTuner's gRPC oracle); all waits are bounded."""
+
+    oracle: str = Field("127.0.0.1:8000", pattern=r"^[^:\s]+:\d{1,5}$",
+                        description="HOST:PORT the chief listens on and workers connect to")
+    workers: PositiveInt | None = Field(
+        None, description="the chief serves until this many workers have connected and left")
+    connect_timeout: float = Field(60.0, gt=0.0,
+                                   description="seconds a worker waits for the chief (and the "
+                                   "chief for its first worker)")
+    call_timeout: float = Field(600.0, gt=0.0, description="seconds one request may take")
+    timeout: float | None = Field(None, gt=0.0, description="seconds the chief serves at most")
+
+
+class SearchSpec(Strict):
+    """How to search the spaces of a spec with KerasTuner."""
+
+    tuner: Literal["random", "grid", "bayesian", "hyperband"] = "random"
+    objective: str | Objective = Field("val_loss", description="metric name, or {name, direction}")
+    max_trials: PositiveInt = Field(10, description="ignored by hyperband (its rounds decide)")
+    executions_per_trial: PositiveInt = Field(1, description="trainings averaged per trial")
+    epochs: PositiveInt | None = Field(
+        None, description="epochs per trial (default: training.epochs); hyperband: the most")
+    early_stopping: SearchEarlyStopping | None = None
+    seed: int | None = Field(None, ge=0, description="seeds the tuner (default: the spec seed)")
+    directory: str = Field("tuning", description="folder of search projects")
+    project: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$",
+                                description="project folder name (default: the spec name)")
+    overwrite: bool = Field(False, description="start again, deleting an existing project")
+    max_consecutive_failures: PositiveInt = Field(
+        5, description="stop the search after this many failed trials in a row")
+    hyperband: HyperbandOptions = Field(default_factory=HyperbandOptions)
+    bayesian: BayesianOptions = Field(default_factory=BayesianOptions)
+    distributed: DistributedOptions = Field(default_factory=DistributedOptions)
+
+    @model_validator(mode="after")
+    def _objective(self):
+        if isinstance(self.objective, str):
+            try:
+                self.objective = Objective(name=self.objective)
+            except ValidationError:
+                raise RelativeSpecError(SpecError(
+                    ".objective", f"cannot tell whether {self.objective!r} is to be minimized "
+                    "or maximized", valid=f"{{name: {self.objective}, direction: min or max}}"))
+        return self
+
+
+# -- parsed spaces -----------------------------------------------------------------------------
+@dataclass(eq=False)
+class Space:
+    """One search space of a spec, parsed.
+
+    Attributes:
+        kind: ``choice``, ``int``, ``float`` or ``bool``.
+        path: where the space is written in the raw spec.
+        body: the validated body (:class:`ChoiceSpace`, :class:`IntSpace`, ...).
+        options: for a choice, each option parsed (may hold nested spaces).
+        option_paths: for a choice, where each option is written.
+        parents: the (choice, option index) pairs that must hold for this space to be active.
+    """
+
+    kind: str
+    path: tuple[PathPart, ...]
+    body: Any
+    options: list[Any] = field(default_factory=list)
+    option_paths: list[tuple[PathPart, ...]] = field(default_factory=list)
+    parents: tuple[tuple["Space", int], ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The hyperparameter name: the spec path of the space (``model.layers[1].units``)."""
+        return format_path(self.path)
+
+    @property
+    def resolved_path(self) -> tuple[PathPart, ...]:
+        """Where the chosen value lands in the resolved spec."""
+        return strip_space_parts(self.path)
+
+    @property
+    def conditional(self) -> bool:
+        """A choice whose options are sub-specs or hold spaces of their own."""
+        return self.kind == "choice" and any(
+            isinstance(o, (dict, list)) or isinstance(o, Space) for o in self.options)
+
+    @property
+    def default(self) -> Any:
+        """The default: an option index for choices, else a value."""
+        body = self.body
+        if self.kind == "choice":
+            return 0 if body.default is None else body.values.index(body.default)
+        if self.kind == "bool":
+            return body.default
+        return body.min if body.default is None else body.default
+
+    def candidates(self) -> list[tuple[Any, tuple[PathPart, ...]]]:
+        """Values to validate, each with where it is written: every option, both bounds."""
+        key = f"${self.kind}"
+        if self.kind == "choice":
+            return [(i, p) for i, p in enumerate(self.option_paths)]
+        if self.kind == "bool":
+            return [(False, (*self.path, key)), (True, (*self.path, key))]
+        body = self.body
+        top = body.top() if isinstance(body, IntSpace) else body.max
+        out = [(body.min, (*self.path, key, "min")), (top, (*self.path, key, "max"))]
+        if body.default is not None:
+            out.append((body.default, (*self.path, key, "default")))
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        """Plain data that identifies the space (for fingerprints and summaries)."""
+        data = {"name": self.name, "kind": self.kind,
+                "body": self.body.model_dump(mode="json")}
+        data["when"] = [[p.name, i] for p, i in self.parents]
+        return data
+
+
+def strip_space_parts(path: tuple[PathPart, ...]) -> tuple[PathPart, ...]:
+    """``(training, optimizer, $choice, 0, learning_rate)`` -> ``(training, optimizer,
+    learning_rate)``: the location of a value once its enclosing choices are resolved."""
+    out: list[PathPart] = []
+    skip = 0
+    for i, part in enumerate(path):
+        if skip:
+            skip -= 1
+            if part == "values" and i + 1 < len(path):
+                skip = 1
+            continue
+        if isinstance(part, str) and part.startswith("$"):
+            skip = 1
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def is_space(value: Any) -> bool:
+    """True for a mapping written as a search space (one key, starting with ``$``)."""
+    return isinstance(value, dict) and any(isinstance(k, str) and k.startswith("$") for k in value)
+
+
+def has_spaces(raw: Any) -> bool:
+    """True when any value of ``raw`` is a search space."""
+    if isinstance(raw, dict):
+        return is_space(raw) or any(has_spaces(v) for v in raw.values())
+    if isinstance(raw, list):
+        return any(has_spaces(v) for v in raw)
+    return False
+
+
+def _body_errors(exc: ValidationError, body: Any, where: tuple[PathPart, ...]) -> list[SpecError]:
+    from kspec.spec.loader import translate_errors
+
+    out = []
+    for e in translate_errors(exc, body if isinstance(body, dict) else {}):
+        rel = "" if e.path == "<spec>" else e.path
+        rel = rel if not rel or rel.startswith((".", "[")) else "." + rel
+        out.append(SpecError(format_path(where) + rel, e.reason,
+                             **({"value": e.value} if e.has_value else {}), valid=e.valid,
+                             hint=e.hint))
+    return out
+
+
+def parse_spaces(raw: dict[str, Any], source: str = "<spec>") -> tuple[Any, list[Space]]:
+    """Replace every search space of ``raw`` by a :class:`Space`; check their syntax.
+
+    Returns:
+        The parsed tree (``raw`` with Space objects in place of spaces) and every space, in
+        the order they are written (parents before the spaces inside their options).
+
+    Raises:
+        SpecErrors: every syntax problem, each with its path (``...units.$int.min``).
+
+    Example:
+        >>> tree, spaces = parse_spaces({"model": {"units": {"$choice": [8, 16]}}})
+        >>> [s.name for s in spaces]
+        ['model.units']
+    """
+    errors: list[SpecError] = []
+    spaces: list[Space] = []
+
+    def walk(node: Any, path: tuple[PathPart, ...], parents: tuple) -> Any:
+        if isinstance(node, dict) and is_space(node):
+            return space(node, path, parents)
+        if isinstance(node, dict):
+            return {k: walk(v, (*path, k), parents) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, (*path, i), parents) for i, v in enumerate(node)]
+        return node
+
+    def space(node: dict, path: tuple[PathPart, ...], parents: tuple) -> Any:
+        if path and path[0] in FIXED_SECTIONS:
+            errors.append(SpecError(path, f"search spaces are not allowed in '{path[0]}': it "
+                                    "must be the same in every trial",
+                                    valid="spaces in the model and training sections"))
+            return None
+        if len(node) != 1:
+            errors.append(SpecError(path, "a search space is a mapping with exactly one key "
+                                    f"({', '.join(SPACE_KINDS)})", value=node))
+            return None
+        (key, body), = node.items()
+        if key not in _BODIES:
+            errors.append(SpecError.unknown_name((*path, key), "search space", key, SPACE_KINDS))
+            return None
+        where = (*path, key)
+        if key == "$choice" and isinstance(body, list):
+            data, opts_at = {"values": body}, where
+        elif key == "$bool" and body is None:
+            data, opts_at = {}, where
+        elif isinstance(body, dict):
+            data, opts_at = body, (*where, "values")
+        else:
+            form = ("a list of options, or {values: [...], default: ...}" if key == "$choice"
+                    else "a mapping such as {min: 1, max: 8}" if key in ("$int", "$float")
+                    else "{} or {default: true}")
+            errors.append(SpecError(where, f"{key} takes {form}", value=body))
+            return None
+        if key != "$choice" and has_spaces(data):
+            errors.append(SpecError(where, "the bounds of a range cannot be search spaces"))
+            return None
+        try:
+            validated = _BODIES[key].model_validate(
+                {k: v for k, v in data.items() if k != "values"} | {"values": [None]}
+                if key == "$choice" else data)
+        except ValidationError as e:
+            errors.extend(_body_errors(e, data, where))
+            return None
+        result = Space(key[1:], path, validated, parents=parents)
+        if key == "$choice":
+            values = data.get("values")
+            if not isinstance(values, list) or not values:
+                errors.append(SpecError((*where, "values") if opts_at != where else where,
+                                        "a choice needs at least one option", value=values))
+                return None
+            validated.values = values
+            if validated.default is not None and validated.default not in values:
+                errors.append(SpecError((*where, "default"), "the default is not one of the "
+                                        "values", value=validated.default))
+                return None
+            spaces.append(result)
+            for i, option in enumerate(values):
+                result.option_paths.append((*opts_at, i))
+                result.options.append(walk(option, (*opts_at, i), (*parents, (result, i))))
+            return result
+        spaces.append(result)
+        return result
+
+    tree = walk(raw, (), ())
+    if errors:
+        raise SpecErrors(errors, source=source)
+    return tree, spaces
+
+
+Chooser = Callable[[Space], Any]
+Scope = Callable[[Space, int], contextlib.AbstractContextManager]
+
+
+def resolve(tree: Any, choose: Chooser, scope: Scope | None = None) -> Any:
+    """The plain spec for one assignment: each space replaced by ``choose(space)``.
+
+    ``choose`` returns an option index for a choice and a value for the others. When
+    ``scope`` is given, every option of a conditional choice is walked inside
+    ``scope(choice, index)`` (so KerasTuner sees every branch); only the chosen one is kept.
+    """
+    if isinstance(tree, Space):
+        if tree.kind != "choice":
+            return choose(tree)
+        chosen = choose(tree)
+        result = None
+        for i, option in enumerate(tree.options):
+            if i != chosen and (scope is None or not tree.conditional):
+                continue
+            with scope(tree, i) if scope is not None and tree.conditional else \
+                    contextlib.nullcontext():
+                value = resolve(option, choose, scope)
+            if i == chosen:
+                result = value
+        return copy.deepcopy(result)
+    if isinstance(tree, dict):
+        return {k: resolve(v, choose, scope) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [resolve(v, choose, scope) for v in tree]
+    return tree
+
+
+def default_choice(space: Space) -> Any:
+    """The chooser of the default configuration (first option / min / ``default:``)."""
+    return space.default
+
+
+def active(spaces: list[Space], choice: dict[str, Any]) -> Iterator[Space]:
+    """The spaces whose enclosing choices hold, for an assignment ``{name: index/value}``."""
+    for s in spaces:
+        if all(choice.get(p.name) == i for p, i in s.parents):
+            yield s
+
+
+__all__ = ["BoolSpace", "ChoiceSpace", "FloatSpace", "IntSpace", "Objective", "SearchSpec",
+           "Space", "active", "default_choice", "has_spaces", "infer_direction", "is_space",
+           "parse_spaces", "resolve", "strip_space_parts", "suggest"]
