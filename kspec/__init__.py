@@ -27,6 +27,7 @@ _LAZY = {
     "fit": ("kspec.train.fit", "fit"),
     "Run": ("kspec.train.fit", "Run"),
     "load_run": ("kspec.train.fit", "load_run"),
+    "tune": ("kspec.tune.run", "tune"),
     "predict_tta": ("kspec.train.tta", "predict_tta"),
     "combine_ensemble": ("kspec.train.ensemble", "combine"),
     "register": ("kspec.components.register", "register"),

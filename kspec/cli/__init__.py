@@ -12,7 +12,7 @@ import importlib
 import sys
 
 # Sub-command modules, in the order `kspec --help` lists them.
-COMMANDS = ["validate", "fit", "summary", "schema", "components", "export", "predict"]
+COMMANDS = ["validate", "fit", "tune", "summary", "schema", "components", "export", "predict"]
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ from pydantic import Field
 from kspec.spec.base import Strict
 from kspec.spec.data import DataSpec
 from kspec.spec.model import ModelSpec
+from kspec.spec.search import SearchSpec
 from kspec.spec.training import EnsembleSpec, TrainingSpec
 
 FORMAT_VERSION = 1
@@ -25,6 +26,7 @@ class Spec(Strict):
     model: ModelSpec
     training: TrainingSpec
     ensemble: EnsembleSpec | None = Field(None, description="train K members, average them")
+    search: SearchSpec | None = Field(None, description="hyperparameter search (kspec tune)")
 
     def to_dict(self) -> dict:
         """Plain data (JSON types), defaults included: the resolved spec."""
