@@ -57,6 +57,7 @@ def test_same_seed_same_result(tmp_path, tiny_spec, tiny_classification):
 def test_named_splits_and_kwargs(tmp_path, tiny_spec, tiny_classification):
     x, y = tiny_classification
     data = {"train": (x[:80], y[:80]), "test": (x[80:], y[80:])}
+    tiny_spec["data"]["splits"] = {}  # the splits are given: no fractions to carve
     tiny_spec["training"]["class_weight"] = "balanced"
     run = kspec.fit(tiny_spec, data=data, out=tmp_path, epochs=1, batch_size=40, seed=5)
     assert set(run.metrics) == {"train", "test"}

@@ -167,6 +167,11 @@ class TrainingSpec(Strict):
     steps_per_epoch: PositiveInt | None = Field(
         None, description="cap the number of batches per epoch (quick runs)"
     )
+    steps_per_execution: PositiveInt = Field(
+        8,
+        description="batches run per call into the compiled graph; larger amortizes Python "
+        "overhead (measured in benchmarks/bench_fit.py), 1 reports every batch to callbacks",
+    )
     shuffle: bool = True
     class_weight: dict[int, float] | Literal["balanced"] | None = None
     callbacks: Callbacks = Field(default_factory=Callbacks)
