@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from kspec.data.split import Split
-from kspec.errors import DataError, SpecError
+from kspec.errors import DataError, SpecError, suggest
 
 
 def _paths(path: str | Mapping[str, str]) -> dict[str, str]:
@@ -48,7 +48,8 @@ def input_groups(src: Any, columns: list[str], input_names: list[str], where: st
             for i, col in enumerate(cols):
                 if col not in columns:
                     raise SpecError(f"{where}.inputs.{name}[{i}]",
-                                    f"{file} has no column {col!r}", valid=columns)
+                                    f"{file} has no column {col!r}", valid=columns,
+                                    hint=suggest(col, columns))
         return groups
     if len(input_names) != 1:
         raise SpecError(f"{where}.inputs", f"the model has inputs {input_names}; map columns "
@@ -93,7 +94,7 @@ def frames_to_splits(frames: dict[str, Any], src: Any, input_names: list[str], w
             if col not in frame.columns:
                 path = f"{where}.{out_key}" + (f".{output}" if output else "")
                 raise SpecError(path, f"{files[split]} has no column {col!r}",
-                                valid=list(frame.columns))
+                                valid=list(frame.columns), hint=suggest(col, frame.columns))
         if not all(pd.api.types.is_numeric_dtype(f[col]) for f in frames.values()):
             values = pd.concat([f[col] for f in frames.values()]).dropna().astype(str)
             codes[col] = sorted(values.unique())

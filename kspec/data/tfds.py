@@ -13,7 +13,25 @@ import numpy as np
 
 from kspec.data.split import Split
 from kspec.data.tables import label_columns
-from kspec.errors import DataError, SpecError
+from kspec.errors import DataError, SpecError, suggest
+
+
+def tfds_compat() -> None:
+    """Let TFDS prepare datasets on Python >= 3.9 without the ``importlib_resources`` backport.
+
+    TFDS 4.9 imports ``importlib_resources`` while preparing a dataset but declares it only
+    for Python < 3.9 (tensorflow/datasets#11212); the standard library's
+    ``importlib.resources`` has the API it uses (``abc.Traversable``).
+    """
+    import importlib.util
+    import sys
+
+    if "importlib_resources" in sys.modules or importlib.util.find_spec("importlib_resources"):
+        return
+    import importlib.resources
+    import importlib.resources.abc
+
+    sys.modules["importlib_resources"] = importlib.resources
 
 
 def _to_arrays(ds) -> dict[str, np.ndarray]:
@@ -31,6 +49,7 @@ def _to_arrays(ds) -> dict[str, np.ndarray]:
 def _load(src: Any, splits: dict[str, str], where: str):
     import tensorflow_datasets as tfds
 
+    tfds_compat()
     kwargs = dict(split=list(splits.values()), data_dir=src.data_dir, download=src.download,
                   shuffle_files=False)
     try:
@@ -79,11 +98,12 @@ def read_tfds(src: Any, input_names: list[str], where: str):
         for iname, key in mapping.items():
             if key not in keys:
                 raise SpecError(f"{where}.inputs.{iname}", f"{src.name} has no feature {key!r}",
-                                valid=keys)
+                                valid=keys, hint=suggest(key, keys))
         for output, key in labels.items():
             if key not in keys:
                 path = f"{where}.label" + (f".{output}" if output else "")
-                raise SpecError(path, f"{src.name} has no feature {key!r}", valid=keys)
+                raise SpecError(path, f"{src.name} has no feature {key!r}", valid=keys,
+                                hint=suggest(key, keys))
         wanted = set(mapping.values()) | set(labels.values())
         arrays = _to_arrays(ds.map(lambda d: {k: d[k] for k in wanted}))
         if not arrays:

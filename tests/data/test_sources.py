@@ -35,7 +35,7 @@ def test_csv_column_groups_feed_named_inputs(make_spec, table):
 
 
 @pytest.mark.parametrize("source, path, fragment", [
-    ({"label": "knid"}, "data.source.label", "has no column 'knid'"),
+    ({"label": "knid"}, "data.source.label", "no column 'knid'; did you mean 'kind'?"),
     ({"label": "kind", "features": ["a", "zz"]}, "data.source.features[1]", "no column 'zz'"),
     ({"label": "kind", "inputs": {"left": ["a", "q"]}}, "data.source.inputs.left[1]",
      "no column 'q'"),
