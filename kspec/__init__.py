@@ -23,13 +23,11 @@ __version__ = "0.1.0"
 # Heavy entry points import TensorFlow; they load on first use so that `import kspec`
 # and spec validation stay instant.
 _LAZY = {
-    "build": ("kspec.build.model", "build_model"),
+    "build": ("kspec.build", None),  # the callable package kspec.build (see its docstring)
     "fit": ("kspec.train.fit", "fit"),
     "Run": ("kspec.train.fit", "Run"),
     "load_run": ("kspec.train.fit", "load_run"),
     "tune": ("kspec.tune.run", "tune"),
-    "predict_tta": ("kspec.train.tta", "predict_tta"),
-    "combine_ensemble": ("kspec.train.ensemble", "combine"),
     "register": ("kspec.components.register", "register"),
     "predict_tta": ("kspec.train.tta", "predict_tta"),
     "combine_ensemble": ("kspec.train.ensemble", "combine"),
@@ -45,7 +43,8 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(module), attr)
+        value = importlib.import_module(module)
+        value = value if attr is None else getattr(value, attr)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'kspec' has no attribute {name!r}")
