@@ -264,19 +264,28 @@ def _columns(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def format_predictions(outputs: dict[str, np.ndarray], limit: int = 20) -> str:
-    """A small table: one line per example, one column per (scalar) output value."""
-    cols = _columns(outputs)
+    """A small table: one line per example, one column per (scalar) output value; the
+    ``_class`` and ``_probability`` outputs come first, as they are what one looks for."""
+    from kspec.export.signature import CLASS_SUFFIX, PROBABILITY_SUFFIX
+
+    def rank(name: str) -> int:
+        return 0 if name.endswith(CLASS_SUFFIX) else 1 if name.endswith(PROBABILITY_SUFFIX) else 2
+
+    cols = _columns({k: outputs[k] for k in sorted(outputs, key=lambda n: (rank(n), n))})
     if not cols:
         return "(no outputs)"
     names = list(cols)[:12]
+    widths = [max(10, len(n)) for n in names]
     rows = len(next(iter(cols.values())))
-    lines = ["row  " + "  ".join(f"{n:>12.12}" for n in names)]
+    lines = ["row   " + "  ".join(f"{n:>{w}}" for n, w in zip(names, widths))]
     for r in range(min(rows, limit)):
         cells = []
-        for n in names:
+        for n, w in zip(names, widths):
             v = cols[n][r]
-            cells.append(f"{v:>12d}" if np.issubdtype(type(v), np.integer) else f"{v:>12.5g}")
-        lines.append(f"{r:<4} " + "  ".join(cells))
+            cells.append(f"{v:>{w}d}" if np.issubdtype(type(v), np.integer) else f"{v:>{w}.5g}")
+        lines.append(f"{r:<5} " + "  ".join(cells))
+    if len(cols) > len(names):
+        lines.append(f"({len(cols) - len(names)} more columns: write them all with --output)")
     if rows > limit:
         lines.append(f"... {rows - limit} more rows (write them all with --output FILE)")
     return "\n".join(lines)
