@@ -91,3 +91,13 @@ def test_build_accepts_paths(tmp_path, shaped):
     path = tmp_path / "s.yaml"
     path.write_text(kspec.to_yaml(kspec.load_spec(shaped)))
     assert build_model(str(path)).count_params() == build_model(shaped).count_params()
+
+
+def test_public_entry_points_stay_callable_after_submodule_imports(shaped):
+    """`kspec.build`, `kspec.tune` and `kspec.export` are functions and packages at once."""
+    import importlib
+
+    for module in ("kspec.build.layers", "kspec.tune", "kspec.export"):
+        importlib.import_module(module)
+    assert callable(kspec.build) and callable(kspec.tune) and callable(kspec.export)
+    assert kspec.build(shaped).output_shape == (None, 3)

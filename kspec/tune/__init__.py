@@ -25,3 +25,17 @@ def __getattr__(name: str) -> Any:
         module, attr = _LAZY[name]
         return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'kspec.tune' has no attribute {name!r}")
+
+
+class _CallablePackage(__import__("types").ModuleType):
+    """``kspec.tune`` is both this package and the function: once the package is imported
+    (the spec loader imports it), the name ``kspec.tune`` refers to the package, so calls
+    are forwarded to :func:`kspec.tune.run.tune`."""
+
+    def __call__(self, *args: Any, **kwargs: Any):
+        from kspec.tune.run import tune
+
+        return tune(*args, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _CallablePackage
