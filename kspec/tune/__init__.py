@@ -8,6 +8,8 @@ hyperparameters, :mod:`kspec.tune.results` writes the trial table, plot and best
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import Any
 
 # Importing this package must stay TensorFlow-free (the spec loader imports kspec.tune.check).
@@ -27,7 +29,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'kspec.tune' has no attribute {name!r}")
 
 
-class _CallablePackage(__import__("types").ModuleType):
+class _CallablePackage(types.ModuleType):
     """``kspec.tune`` is both this package and the function: once the package is imported
     (the spec loader imports it), the name ``kspec.tune`` refers to the package, so calls
     are forwarded to :func:`kspec.tune.run.tune`."""
@@ -38,4 +40,4 @@ class _CallablePackage(__import__("types").ModuleType):
         return tune(*args, **kwargs)
 
 
-__import__("sys").modules[__name__].__class__ = _CallablePackage
+sys.modules[__name__].__class__ = _CallablePackage
