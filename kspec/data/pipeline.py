@@ -20,6 +20,37 @@ def _parts(split: Split):
     return (x, split.y)
 
 
+def _batches_of(order, n: int, batch_size: int, drop_remainder: bool):
+    """Index vectors of one epoch: a reshape, not a per-element ``batch``."""
+    import tensorflow as tf
+
+    full = n // batch_size
+    ds = tf.data.Dataset.from_tensor_slices(
+        tf.reshape(order[: full * batch_size], (full, batch_size)))
+    if n % batch_size and not drop_remainder:
+        ds = ds.concatenate(tf.data.Dataset.from_tensors(order[full * batch_size:]))
+    return ds
+
+
+def _index_batches(n: int, batch_size: int, shuffle: bool, seed: int, drop_remainder: bool):
+    import tensorflow as tf
+
+    if not shuffle:
+        return _batches_of(tf.range(n, dtype=tf.int64), n, batch_size, drop_remainder)
+    # One fresh seed per iteration (epoch), reproducible from `seed`; the permutation of
+    # all n rows is then one stateless op instead of n elements through a shuffle buffer.
+    epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+
+    def epoch(s):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([s, tf.constant(seed, tf.int64)]))
+        return _batches_of(order, n, batch_size, drop_remainder)
+
+    batches = n // batch_size + (0 if drop_remainder or n % batch_size == 0 else 1)
+    # flat_map hides the length; Keras needs it for steps per epoch and progress bars.
+    return epoch_seeds.flat_map(epoch).apply(tf.data.experimental.assert_cardinality(batches))
+
+
 def to_dataset(split: Split, batch_size: int, *, shuffle: bool = False, seed: int = 0,
                cache: bool = True, drop_remainder: bool = False):
     """A batched, prefetched ``tf.data.Dataset`` of ``(x, y[, sample_weight])``.
@@ -42,10 +73,7 @@ def to_dataset(split: Split, batch_size: int, *, shuffle: bool = False, seed: in
 
     n = len(split)
     parts = _parts(split)
-    index = tf.data.Dataset.range(n)
-    if shuffle:
-        index = index.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    index = index.batch(batch_size, drop_remainder=drop_remainder)
+    index = _index_batches(n, batch_size, shuffle, seed, drop_remainder)
     # One copy of the arrays, repeated alongside the index batches; from_tensors keeps
     # them out of the map function's graph (arrays over 2 GB cannot be graph constants).
     arrays = tf.data.Dataset.from_tensors(parts).repeat()
