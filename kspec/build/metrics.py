@@ -60,7 +60,7 @@ _reg("mean_absolute_percentage_error", "MeanAbsolutePercentageError",
      "mean absolute percentage error", aliases=("mape",), tags=_R)
 _reg("r2_score", "R2Score", "coefficient of determination R^2", aliases=("r2",), tags=_R)
 _reg("cosine_similarity", "CosineSimilarity", "mean cosine similarity", ("axis",), tags=_R)
-_reg("poisson", "Poisson", "mean Poisson deviance term", tags=_R)
+_reg("poisson", "Poisson", "mean Poisson deviance term", tags=("counts",))
 _reg("kl_divergence", "KLDivergence", "Kullback-Leibler divergence", aliases=("kld",),
      tags=("multiclass", "onehot"))
 _reg("log_cosh_error", "LogCoshError", "mean log(cosh(error))", tags=_R)
