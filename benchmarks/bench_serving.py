@@ -7,10 +7,14 @@ batch size 1 and 256 (median of ``--repeats`` calls after warm-up):
 - ``signature``: ``tf.saved_model.load(path).signatures["serving_default"](**inputs)``,
   what TensorFlow Serving and any TF client run (no Keras at all);
 - ``folded``: the same with batch norm folded into the preceding conv/dense layer;
-- ``predict``: ``model.predict(x)`` on the Keras model, what people call in notebooks;
+- ``predict``: ``model.predict(x)`` on the Keras model, what people call in notebooks; it
+  builds a tf.data pipeline on every call, a fixed cost that dominates small requests
+  (tensorflow/tensorflow#40261, #33340);
+- ``on_batch``: ``model.predict_on_batch(x)``, Keras without that pipeline;
 - ``call``: ``model(x, training=False)``, the eager Keras call.
 
-Ratios are ``predict / signature`` (> 1: the exported signature is faster).
+Ratios are ``predict / signature`` (> 1: the exported signature is faster) and
+``signature / folded`` (> 1: folding batch norm made the signature faster).
 
     python benchmarks/bench_serving.py [--repeats 50]
 """
@@ -96,6 +100,7 @@ def bench(name: str, spec: dict, repeats: int, out: str) -> list[tuple]:
             "folded": _median_ms(lambda: sig_folded(image=tf.constant(x))["output"].numpy(),
                                  repeats),
             "predict": _median_ms(lambda: model.predict(x, verbose=0, batch_size=batch), repeats),
+            "on_batch": _median_ms(lambda: model.predict_on_batch(x), repeats),
             "call": _median_ms(lambda: model([x], training=False).numpy(), repeats),
         }
         rows.append((name, batch, t))
@@ -111,12 +116,12 @@ def main() -> None:
     print(f"tensorflow {tf.__version__}, {os.cpu_count()} CPU cores, "
           f"median of {args.repeats} calls")
     print(f"{'model':<8} {'batch':>5} {'signature':>10} {'folded':>9} {'predict':>9} "
-          f"{'call':>8}   predict/signature  signature/folded")
+          f"{'on_batch':>9} {'call':>8}   predict/signature  signature/folded")
     with tempfile.TemporaryDirectory() as out:
         for name, spec in MODELS.items():
             for model, batch, t in bench(name, spec, args.repeats, out):
                 print(f"{model:<8} {batch:>5} {t['signature']:>8.2f}ms {t['folded']:>7.2f}ms "
-                      f"{t['predict']:>7.2f}ms {t['call']:>6.2f}ms   "
+                      f"{t['predict']:>7.2f}ms {t['on_batch']:>7.2f}ms {t['call']:>6.2f}ms   "
                       f"{t['predict'] / t['signature']:>15.1f}x "
                       f"{t['signature'] / t['folded']:>15.2f}x")
 
