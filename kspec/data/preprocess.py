@@ -5,10 +5,10 @@ the step before) and stored as layer weights, so saved and exported models take 
 Augmentation layers follow; they are random only when the model runs in training mode.
 
 Example:
-    >>> spec = load_spec("specs/normalized_digits.yaml")
+    >>> spec = load_spec("specs/augmented_digits.yaml")
     >>> data = load_data(spec)
-    >>> [type(l).__name__ for l in input_layers(spec, data)["image"]]
-    ['Rescale', 'RandomRotation', 'GaussianNoise']
+    >>> [layer.name for layer in input_layers(spec, data)["image"]][:3]
+    ['image_min_max_0', 'image_channel_mean_0', 'image_rotate_0']
 """
 
 from __future__ import annotations
