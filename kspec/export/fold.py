@@ -129,10 +129,11 @@ def _plan(model: Any) -> tuple[dict[int, Any], list[tuple[str, str]]]:
     return plan, skipped
 
 
-def _folded_layer(prev: Any, bn: Any, input_shape: Any):
+def _folded_layer(prev: Any, bn: Any, input_shape: Any, name: str):
     """A copy of ``prev`` with ``bn`` merged into its kernel and bias."""
     config = prev.get_config()
     config["use_bias"] = True
+    config["name"] = name
     layer = type(prev).from_config(config)
     layer.build(input_shape)
     kernel = np.asarray(prev.kernel, dtype=np.float64)
@@ -178,7 +179,12 @@ def fold_batch_norm(model: Any) -> FoldResult:
         if prev is None:
             continue
         (x,) = _nodes_in(model, prev)[0].input_tensors
-        replacements[id(prev)] = _folded_layer(prev, bn, x.shape)
+        # A batch norm that is a model output lends its name to the folded layer, so the
+        # output (and the serving signature key derived from it) keeps its name.
+        bn_out = _nodes_in(model, bn)[0].output_tensors[0]
+        is_output = any(t is bn_out for t in model.outputs)
+        replacements[id(prev)] = _folded_layer(prev, bn, x.shape,
+                                               bn.name if is_output else prev.name)
         folded.append((bn.name, prev.name))
     folded_bns = set(plan)
 

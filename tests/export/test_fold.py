@@ -124,3 +124,20 @@ def test_folded_export_matches_the_unfolded_model_with_fewer_ops(rich_model, dig
     )["digit"].numpy()
     np.testing.assert_allclose(served, rich_model.predict(x[200:], verbose=0),
                                rtol=1e-4, atol=1e-5)
+
+
+def test_a_batch_norm_output_keeps_its_name(tmp_path):
+    """Folding the last layer must not rename the output (the signature key)."""
+    import keras
+
+    inp = keras.Input((5,), name="x")
+    h = keras.layers.Dense(3, name="dense_last")(inp)
+    out = keras.layers.BatchNormalization(name="score")(h)
+    model = keras.Model(inp, out)
+    _randomize(model, 7)
+    result = fold_batch_norm(model)
+    assert result.folded == [("score", "dense_last")]
+    assert result.model.output_names == ["score"]
+    x = np.random.default_rng(3).normal(size=(6, 5)).astype("float32")
+    exported = export(model, tmp_path, sample=x, fold_batchnorm=True, format="keras")
+    assert list(exported.signature["outputs"]) == ["score"] and exported.check.passed
