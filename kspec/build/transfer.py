@@ -4,9 +4,10 @@ The base is loaded (Keras ``safe_mode``), optionally cut at a named layer ("chop
 final layers"), and inserted into the new model as one nested layer named after its block
 (``base`` in the stack form), so training phases can freeze and unfreeze it by name.
 
-A base that starts frozen is called with ``training=False``: its batch-norm layers stay in
-inference mode, also after they are unfrozen for fine-tuning (the Keras transfer-learning
-guide's advice: updating BN statistics on a small new dataset destroys what was learned).
+The batch-norm layers of a base that starts frozen stay frozen, and so in inference mode,
+in every training phase, also when the rest of the base is unfrozen for fine-tuning (the
+Keras transfer-learning guide's advice: updating BN statistics on a small new dataset
+destroys what was learned). See ``kspec.train.phases.keep_batch_norm_frozen``.
 """
 
 from __future__ import annotations
@@ -196,10 +197,9 @@ def build_base(base: Any, xs: list, path: str, name: str):
     sub = cut(source, base.cut_at, path, name)
     _check_inputs(sub, xs, path)
     sub.trainable = base.trainable
-    args = xs[0] if len(xs) == 1 else xs
-    if base.trainable:
-        return sub(args)
-    return sub(args, training=False)
+    # No `training=False` here: Keras 3's fit overrides it (keras-team/keras#20285); frozen
+    # batch norm (trainable=False) is what keeps a base's statistics fixed.
+    return sub(xs[0] if len(xs) == 1 else xs)
 
 
 def _check_inputs(sub: Any, xs: list, path: str) -> None:

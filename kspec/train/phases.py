@@ -36,6 +36,49 @@ def _has_weights(layer: Any) -> bool:
     return bool(layer.weights)
 
 
+def _set_all(layer: Any, value: bool) -> None:
+    """Set ``trainable`` on a layer and, explicitly, on every layer nested in it.
+
+    Setting it on a nested model that already has that flag does not reach inner layers
+    an earlier phase changed, so each one is set.
+    """
+    layer.trainable = value
+    for inner in getattr(layer, "layers", ()):
+        if inner is not layer:
+            _set_all(inner, value)
+
+
+def _frozen_bases(spec: Any) -> set[str]:
+    """Names of the bases that start frozen (their batch norm stays in inference mode)."""
+    m = spec.model
+    if m.is_graph:
+        return {b.name for b in m.blocks if b.base is not None and not b.base.trainable}
+    return {"base"} if m.base is not None and not m.base.trainable else set()
+
+
+def _walk(layer: Any):
+    for inner in getattr(layer, "layers", ()):
+        if inner is not layer:
+            yield inner
+            yield from _walk(inner)
+
+
+def keep_batch_norm_frozen(model: Any, spec: Any) -> None:
+    """Freeze every batch-norm layer inside a base that started frozen.
+
+    A Keras 3 BatchNormalization layer with ``trainable=False`` runs in inference mode, so
+    its moving statistics stay those of the pre-training. Calling the base with
+    ``training=False`` is not enough in Keras 3: ``fit`` passes ``training=True`` through the
+    outer model and overrides it (keras-team/keras#20285).
+    """
+    import keras
+
+    for name in _frozen_bases(spec):
+        for layer in _walk(model.get_layer(name)):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
+
+
 def set_trainable(model: Any, spec: Any, selector: Any, path: str,
                   head_state: dict[str, bool]) -> None:
     """Make trainable what ``selector`` names (see :class:`kspec.spec.training.Phase`).
@@ -49,7 +92,8 @@ def set_trainable(model: Any, spec: Any, selector: Any, path: str,
             layer.trainable = head_state[layer.name]
     if selector == "all":
         for name in bases:
-            model.get_layer(name).trainable = True
+            _set_all(model.get_layer(name), True)
+        keep_batch_norm_frozen(model, spec)
         return
     if not bases:
         if getattr(selector, "pattern", None) is not None:
@@ -61,10 +105,10 @@ def set_trainable(model: Any, spec: Any, selector: Any, path: str,
     for name in bases:
         base = model.get_layer(name)
         if selector == "head":
-            base.trainable = False
+            _set_all(base, False)
             continue
         inner = list(getattr(base, "layers", [base]))
-        base.trainable = True  # sets every inner layer; the selector then freezes the rest
+        _set_all(base, True)  # the selector then freezes the rest
         if getattr(selector, "last", None) is not None:
             weighted = [l for l in inner if _has_weights(l)]
             keep = {id(l) for l in weighted[len(weighted) - selector.last:]}
@@ -74,6 +118,7 @@ def set_trainable(model: Any, spec: Any, selector: Any, path: str,
         else:
             names = [l.name for l in inner]
             _by_pattern([l for l in inner if l is not base], selector.pattern, names, path)
+    keep_batch_norm_frozen(model, spec)
 
 
 def _by_pattern(layers: list, pattern: str | list[str], names: list[str], path: str) -> None:

@@ -65,7 +65,7 @@ def test_two_heads_train_and_both_losses_fall(tmp_path):
 def test_targets_are_derived_per_output_from_one_label(tmp_path):
     x, y = _data()
     spec = two_head_spec(
-        targets={"kind": {"label_map": [0, 1, 1, 2]}, "size": {"threshold": 1.5}},
+        targets={"kind": {"label_map": [0, 1, 1, 2]}, "size": {"threshold": 2.5}},
         loss={"kind": "sparse_categorical_crossentropy", "size": "binary_crossentropy"},
         metrics={"size": ["accuracy"]}, epochs=1)
     spec["model"]["blocks"][2]["layers"][0]["activation"] = "sigmoid"
@@ -74,7 +74,7 @@ def test_targets_are_derived_per_output_from_one_label(tmp_path):
     assert sorted(data.train.y) == ["kind", "size"]
     np.testing.assert_array_equal(np.unique(data.train.y["kind"]), [0, 1, 2])
     assert data.train.y["kind"].dtype.kind == "i"
-    # label 3 maps to kind 2 and is the only label above the threshold 1.5 -> size 1
+    # label 3 maps to kind 2 and is the only label above the threshold 2.5 -> size 1
     np.testing.assert_array_equal(data.train.y["kind"] == 2, data.train.y["size"] == 1.0)
     assert model.output_names == ["kind", "size"]
 
