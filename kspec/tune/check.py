@@ -196,6 +196,8 @@ class SearchPlan:
         if isinstance(search, dict):
             for key in _VOLATILE:
                 search.pop(key, None)
+            if not search:
+                raw.pop("search")
         return raw
 
     def fingerprint(self) -> str:

@@ -23,27 +23,6 @@ RECORD = "kspec_trial.json"
 
 
 # -- spaces -> hyperparameters -----------------------------------------------------------------
-def choice_values(space: Space) -> list[Any]:
-    """The values KerasTuner sees for a choice: the options themselves when they are scalars
-    of one type, else a readable label per option (``adam``, ``sgd``, ``null``, ...)."""
-    options = space.body.values
-    scalar = all(isinstance(o, (str, int, float)) and not isinstance(o, bool) for o in options)
-    if scalar and len({type(o) for o in options}) == 1:
-        return list(options)
-    if scalar and all(isinstance(o, (int, float)) for o in options):
-        return [float(o) for o in options]  # KerasTuner refuses a mix of int and float
-    labels = []
-    for i, option in enumerate(options):
-        if isinstance(option, dict) and isinstance(option.get("type"), str):
-            labels.append(option["type"])
-        elif isinstance(option, (str, int, float, bool)) or option is None:
-            labels.append(option if isinstance(option, str) else json.dumps(option))
-        else:
-            labels.append(f"option{i}")
-    return [f"{label}#{i}" if labels.count(label) > 1 else label
-            for i, label in enumerate(labels)]
-
-
 def hp_chooser(hp: kt.HyperParameters):
     """A chooser and scope for :func:`kspec.spec.search.resolve` that declare every space
     in ``hp`` (inactive branches included, in their conditional scopes) and read its value."""
@@ -51,7 +30,7 @@ def hp_chooser(hp: kt.HyperParameters):
     def choose(space: Space) -> Any:
         b = space.body
         if space.kind == "choice":
-            values = choice_values(space)
+            values = space.labels()
             value = hp.Choice(space.name, values, default=values[space.default])
             return None if value is None else values.index(value)
         if space.kind == "bool":
@@ -61,7 +40,7 @@ def hp_chooser(hp: kt.HyperParameters):
                     sampling=b.sampling, default=space.default)
 
     def scope(space: Space, index: int):
-        return hp.conditional_scope(space.name, [choice_values(space)[index]])
+        return hp.conditional_scope(space.name, [space.labels()[index]])
 
     return choose, scope
 

@@ -6,6 +6,7 @@ import contextlib
 import json
 import shutil
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -292,7 +293,11 @@ def _finish(tuner, plan: SearchPlan, project_dir: Path, role: str) -> SearchResu
     spec, text = results.best_spec(plan, trial.hyperparameters, best.epochs, best.score,
                                    best.trial_id)
     atomic_write_text(project_dir / "best_spec.yaml", text)
-    model = tuner.load_model(trial)
+    with warnings.catch_warnings():
+        # The checkpoint holds the optimizer state too; the saved best model is for use, so a
+        # fresh (unbuilt) optimizer is expected.
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model = tuner.load_model(trial)
     save_model_atomic(model, project_dir / "best_model.keras")
     result.best, result.best_spec = best, spec
     result.best_model_path = project_dir / "best_model.keras"

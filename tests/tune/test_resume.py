@@ -1,0 +1,93 @@
+"""Long searches: interrupted and resumed, changed spaces refused, memory flat across trials."""
+
+from __future__ import annotations
+
+import gc
+
+import keras
+import pytest
+
+import kspec
+from kspec.errors import SpecError
+
+
+class InterruptSecondTrial(keras.callbacks.Callback):
+    """Stands in for Ctrl-C / a killed process in the middle of the second trial.
+
+    KerasTuner deep-copies callbacks for every trial, so the count lives on the class.
+    """
+
+    trainings = 0
+
+    def on_train_begin(self, logs=None):
+        type(self).trainings += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if type(self).trainings == 2 and epoch == 0:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_search_resumes_without_losing_finished_trials(make_spec, separable):
+    spec = make_spec(tuner="random", max_trials=3)
+    spec["training"]["optimizer"]["learning_rate"] = {"$choice": [1e-4, 1e-3, 0.01, 0.05]}
+    InterruptSecondTrial.trainings = 0
+    with pytest.raises(KeyboardInterrupt):
+        kspec.tune(spec, data=separable, verbose=0, callbacks=[InterruptSecondTrial()])
+
+    with pytest.raises(SpecError, match="already exists.*--resume"):
+        kspec.tune(spec, data=separable, verbose=0)
+
+    result = kspec.tune(spec, data=separable, verbose=0, resume=True)
+    assert [r.status for r in result.trials] == ["COMPLETED"] * 3
+    first = result.trials[0]
+    # The finished trial was kept, not re-run: its record predates the resumed run.
+    record = (result.project_dir / f"trial_{first.trial_id}" / "kspec_trial.json")
+    interrupted = (result.project_dir / f"trial_{result.trials[1].trial_id}" / "kspec_trial.json")
+    assert record.stat().st_mtime < interrupted.stat().st_mtime
+    assert len({r.values["training.optimizer.learning_rate"] for r in result.trials}) == 3
+
+    # More trials: --set search.max_trials does not change the search, so resume accepts it.
+    more = kspec.tune(spec, data=separable, verbose=0, resume=True,
+                      overrides={"search.max_trials": 4})
+    assert len(more.trials) == 4
+    assert more.trials[0].score == first.score
+
+    # A changed search space is refused, naming what changed.
+    spec["training"]["optimizer"]["learning_rate"] = {"$choice": [1e-4, 1e-3, 0.01, 0.1]}
+    with pytest.raises(SpecError, match=r"search space changed \(training.optimizer."
+                       r"learning_rate.\$choice\[3\]\)"):
+        kspec.tune(spec, data=separable, verbose=0, resume=True)
+    spec["training"]["optimizer"]["learning_rate"] = {"$choice": [1e-4, 1e-3, 0.01, 0.05]}
+    spec["training"]["batch_size"] = 16
+    with pytest.raises(SpecError, match=r"the spec changed \(training.batch_size\)"):
+        kspec.tune(spec, data=separable, verbose=0, resume=True)
+
+
+class LiveObjects(keras.callbacks.Callback):
+    """Counts live Keras layers when each trial starts training (the class keeps the counts,
+    since KerasTuner deep-copies callbacks)."""
+
+    layers: list[int] = []
+    rss: list[int] = []
+
+    def on_train_begin(self, logs=None):
+        import psutil
+
+        gc.collect()
+        type(self).layers.append(sum(isinstance(o, keras.layers.Layer) for o in gc.get_objects()))
+        type(self).rss.append(psutil.Process().memory_info().rss)
+
+
+def test_memory_stays_flat_across_trials(make_spec, separable):
+    spec = make_spec(tuner="grid", max_trials=8)
+    spec["model"]["layers"][0]["units"] = {"$choice": [2, 3, 4, 5, 6, 7, 8, 9]}
+    spec["training"]["optimizer"]["learning_rate"] = 0.01
+    spec["training"]["epochs"] = 1
+    LiveObjects.layers, LiveObjects.rss = [], []
+    result = kspec.tune(spec, data=separable, verbose=0, callbacks=[LiveObjects()])
+    assert len(result.trials) == 8
+    layers = LiveObjects.layers
+    # One model is alive at a time: the count does not grow with the number of trials.
+    assert max(layers[2:]) <= layers[1] + 2, layers
+    growth = LiveObjects.rss[-1] - LiveObjects.rss[1]
+    assert growth < 150 * 2**20, f"RSS grew by {growth / 2**20:.0f} MiB over 6 trials"
