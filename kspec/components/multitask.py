@@ -99,7 +99,7 @@ class UncertaintyWeightedModel(keras.Model):
                              f"{names}; missing {missing}, unknown {unknown}")
         self.inner = inner
         self.output_keys = names
-        self.task_losses = {n: keras.losses.get(losses[n]) for n in names}
+        self.task_losses = {n: _as_loss(losses[n], n) for n in names}
         self.weighting = UncertaintyWeighting(names, initial_log_variance, name="weighting")
         self.built = True  # the inner model is built; nothing else has a shape to learn
 
@@ -146,6 +146,24 @@ class UncertaintyWeightedModel(keras.Model):
         losses = {n: keras.losses.deserialize(v, custom_objects=custom_objects)
                   for n, v in config.pop("losses").items()}
         return cls(inner, losses, **config)
+
+
+def _as_loss(ref: Any, output: str):
+    """A ``keras.losses.Loss`` object from a Loss, a Keras config or a kspec loss reference
+    (``"mse"``, ``{type: huber, delta: 2}``): the per-task value must come back reduced."""
+    if isinstance(ref, keras.losses.Loss):
+        return ref
+    if isinstance(ref, dict) and "class_name" in ref:
+        return keras.losses.deserialize(ref)
+    if isinstance(ref, (str, dict)):
+        from kspec.registry import LOSSES, load_builtins
+
+        load_builtins()
+        loss = LOSSES.build(ref, f"training.loss.{output}")
+        if isinstance(loss, keras.losses.Loss):
+            return loss
+    raise ValueError(f"uncertainty weighting needs a keras.losses.Loss for output {output!r}; "
+                     f"received {ref!r}")
 
 
 def with_uncertainty_weighting(model, losses: Mapping[str, Any],
