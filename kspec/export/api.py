@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -94,7 +96,10 @@ def _write_and_load(fmt: str, model: Any, tmp: Path, plan: dict[str, str]):
         from kspec.export import tflite
 
         # The SavedModel is only a conversion step here: keep it out of the version folder.
-        with tempfile.TemporaryDirectory(dir=tmp.parent, prefix=layout.TMP_PREFIX) as scratch:
+        # Named like the version's own temporary folder (with our pid), so that a hard crash
+        # here is cleaned up by the next export's remove_stale_temps.
+        prefix = f"{layout.TMP_PREFIX}{os.getpid()}-tflite-"
+        with tempfile.TemporaryDirectory(dir=tmp.parent, prefix=prefix) as scratch:
             write_savedmodel(model, scratch, plan)
             _, sig = _signature_of_savedmodel(Path(scratch))
             info = tflite.convert(scratch, tmp / MODEL_FILES["tflite"])
@@ -182,14 +187,17 @@ def export(
     fold = fold_batch_norm(model) if fold_batchnorm else None
     serving_model = fold.model if fold is not None else model
     plan = class_output_plan(serving_model, class_outputs)
+    if format == "keras" and plan:
+        warnings.warn("class outputs are a serving-signature feature; the .keras export "
+                      "keeps the model's own outputs", stacklevel=2)
+        plan = {}
     inputs, origin = sample_inputs(src, samples, sample, seed=src.spec.seed if src.spec else 0)
     reference = keras_predict(model, inputs)  # always the original, unfolded model
     rtol_, atol_ = _tolerance(format, bool(fold and fold.folded), rtol, atol)
 
     tmp = layout.make_temp(model_dir)
     try:
-        run, signature, extra = _write_and_load(format, serving_model, tmp,
-                                                plan if format != "keras" else {})
+        run, signature, extra = _write_and_load(format, serving_model, tmp, plan)
         report = compare(run, inputs, reference, target=format, origin=origin,
                          rtol=rtol_, atol=atol_)
         meta = {

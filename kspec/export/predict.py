@@ -19,6 +19,7 @@ from kspec.errors import DataError
 from kspec.export.errors import ExportError
 from kspec.export.layout import versions
 from kspec.export.metadata import read_metadata, read_spec_yaml
+from kspec.export.source import numpy_dtype
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 
@@ -155,7 +156,7 @@ def _shape_to(name: str, array: np.ndarray, desc: dict[str, Any], where: str) ->
     try:
         if None not in shape and list(array.shape[1:]) != shape:
             array = array.reshape([len(array), *shape])
-        return array.astype(desc["dtype"])
+        return array.astype(numpy_dtype(desc["dtype"]))
     except (ValueError, TypeError) as e:
         raise DataError(f"{where}: input {name!r} expects rows of shape {shape} and dtype "
                         f"{desc['dtype']}; received shape {list(array.shape[1:])} "

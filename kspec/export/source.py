@@ -110,8 +110,13 @@ def _cast(model: Any, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]
         if t.name not in arrays:
             raise DataError(f"check sample: no array for input {t.name!r} "
                             f"(received: {sorted(arrays)})")
-        out[t.name] = np.asarray(arrays[t.name]).astype(str(t.dtype), copy=False)
+        out[t.name] = np.asarray(arrays[t.name]).astype(numpy_dtype(t.dtype), copy=False)
     return out
+
+
+def numpy_dtype(dtype: Any) -> Any:
+    """The NumPy dtype for a Keras/TF dtype name (``string`` inputs take Python str)."""
+    return object if str(dtype) == "string" else str(dtype)
 
 
 def _synthetic(model: Any, rows: int, seed: int) -> dict[str, np.ndarray]:

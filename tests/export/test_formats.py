@@ -42,3 +42,17 @@ def test_keras_export_reloads_in_safe_mode(rich_model, digits, tmp_path):
     np.testing.assert_allclose(reloaded.predict(x[:40], verbose=0),
                                rich_model.predict(x[:40], verbose=0), rtol=1e-5, atol=1e-6)
     assert result.signature["outputs"] == {"digit": {"dtype": "float32", "shape": [None, 10]}}
+
+
+def test_predict_loads_a_tflite_version_folder(multi_model, multi_sample, tmp_path):
+    from kspec.export.predict import load_predictor, read_inputs
+
+    export(multi_model, tmp_path, format="tflite", sample=multi_sample)
+    predictor = load_predictor(tmp_path / "multi")  # the highest version
+    assert predictor.kind == "tflite" and predictor.path.name == "model.tflite"
+    assert predictor.inputs == {"image": {"dtype": "float32", "shape": [None, 8, 8, 1]},
+                                "ids": {"dtype": "int32", "shape": [None, 3]}}
+    np.savez(tmp_path / "in.npz", **{k: v[:4] for k, v in multi_sample.items()})
+    got = predictor.run(read_inputs([tmp_path / "in.npz"], predictor))
+    want = multi_model.predict({k: v[:4] for k, v in multi_sample.items()}, verbose=0)
+    np.testing.assert_allclose(got["size"], want["size"], rtol=1e-4, atol=1e-4)

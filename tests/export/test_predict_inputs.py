@@ -1,0 +1,70 @@
+"""Reading prediction inputs (no model needed): CSV columns per input, errors that say where."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kspec.errors import DataError
+from kspec.export.predict import Predictor, format_predictions, read_inputs, write_predictions
+
+
+def _predictor(inputs, spec=None):
+    return Predictor(Path("."), "keras", inputs, lambda x: {}, spec)
+
+
+def test_csv_columns_follow_the_specs_inputs_mapping(tmp_path):
+    (tmp_path / "rows.csv").write_text("y,a1,a2,b1\n0,1.5,2.5,7\n1,3.5,4.5,8\n")
+    spec = {"data": {"source": {"type": "csv", "label": "y",
+                                "inputs": {"left": ["a2", "a1"], "right": ["b1"]}}}}
+    predictor = _predictor({"left": {"dtype": "float32", "shape": [None, 2]},
+                            "right": {"dtype": "int64", "shape": [None, 1]}}, spec)
+    got = read_inputs([tmp_path / "rows.csv"], predictor)
+    np.testing.assert_array_equal(got["left"], [[2.5, 1.5], [4.5, 3.5]])
+    assert got["right"].dtype == np.int64 and got["right"].tolist() == [[7], [8]]
+
+
+def test_csv_skips_the_label_column_of_a_single_input_spec(tmp_path):
+    (tmp_path / "rows.csv").write_text("f1,label,f2\n1,0,2\n3,1,4\n")
+    spec = {"data": {"source": {"type": "csv", "label": "label"}}}
+    predictor = _predictor({"x": {"dtype": "float32", "shape": [None, 2]}}, spec)
+    assert read_inputs([tmp_path / "rows.csv"], predictor)["x"].tolist() == [[1, 2], [3, 4]]
+
+
+def test_missing_columns_and_files_are_named(tmp_path):
+    (tmp_path / "rows.csv").write_text("f1\n1\n")
+    spec = {"data": {"source": {"type": "csv", "label": None, "features": ["f1", "f9"]}}}
+    predictor = _predictor({"x": {"dtype": "float32", "shape": [None, 2]}}, spec)
+    with pytest.raises(DataError, match=r"columns \['f9'\] for input 'x' are missing"):
+        read_inputs([tmp_path / "rows.csv"], predictor)
+    with pytest.raises(DataError, match="nope.csv: file not found"):
+        read_inputs([tmp_path / "nope.csv"], predictor)
+    (tmp_path / "x.parquet").write_bytes(b"")
+    with pytest.raises(DataError, match="unsupported input file type '.parquet'"):
+        read_inputs([tmp_path / "x.parquet"], predictor)
+
+
+def test_images_need_an_image_input(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((4, 4), "uint8")).save(tmp_path / "a.png")
+    predictor = _predictor({"x": {"dtype": "float32", "shape": [None, 16]}})
+    with pytest.raises(DataError, match="image files need a model with one image input"):
+        read_inputs([tmp_path / "a.png"], predictor)
+    rgb = _predictor({"img": {"dtype": "float32", "shape": [None, 6, 5, 3]}})
+    got = read_inputs([tmp_path / "a.png"], rgb)["img"]
+    assert got.shape == (1, 6, 5, 3)  # resized to height 6, width 5, converted to RGB
+
+
+def test_written_predictions_round_trip(tmp_path):
+    outputs = {"p": np.array([[0.1, 0.9], [0.8, 0.2]], "float32"),
+               "p_class": np.array([1, 0], "int64")}
+    write_predictions(outputs, tmp_path / "o.csv")
+    text = (tmp_path / "o.csv").read_text().splitlines()
+    assert text[0] == "row,p[0],p[1],p_class" and text[1].endswith(",1")
+    table = format_predictions(outputs)
+    assert table.splitlines()[0].split() == ["row", "p_class", "p[0]", "p[1]"]
+    with pytest.raises(DataError, match="unsupported output type '.txt'"):
+        write_predictions(outputs, tmp_path / "o.txt")
