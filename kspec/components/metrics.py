@@ -46,7 +46,7 @@ def pack_groups(labels: Any, groups: Any, source: str = "<arrays>") -> np.ndarra
     bad = np.flatnonzero((g != np.round(g)) | (g < 0)) if g.dtype.kind in "fiu" else [0]
     if len(bad):
         raise DataError(f"{source}: group ids must be integers 0, 1, ...; row {bad[0]} has "
-                        f"group {g[bad[0]]!r}")
+                        f"group {g.tolist()[bad[0]]!r}")
     return np.concatenate([y, g.astype("float32")[:, None]], axis=1)
 
 
@@ -115,6 +115,9 @@ class _GroupCounts(keras.metrics.Metric):
 class SubgroupAccuracy(_GroupCounts):
     """Accuracy over the rows of one group (``group``), from packed targets.
 
+    Named ``group_<g>_accuracy`` by default (no trailing number, which Keras and kspec use
+    to tell apart several instances of one metric).
+
     Example:
         >>> m = SubgroupAccuracy(group=1)
         >>> m.update_state([[1, 0], [1, 1], [0, 1]], [[0.9], [0.2], [0.1]])
@@ -127,7 +130,7 @@ class SubgroupAccuracy(_GroupCounts):
         if not isinstance(group, int) or not 0 <= group < num_groups:
             raise ValueError(f"group must be an integer in [0, {num_groups}); received "
                              f"group={group!r}")
-        super().__init__(num_groups, threshold, name=name or f"accuracy_group_{group}",
+        super().__init__(num_groups, threshold, name=name or f"group_{group}_accuracy",
                          dtype=dtype)
         self.group = group
 
@@ -229,7 +232,7 @@ class PerClassAccuracy(keras.metrics.Metric):
         if not isinstance(class_id, int) or class_id < 0:
             raise ValueError(f"class_id must be a non-negative integer; received "
                              f"class_id={class_id!r}")
-        super().__init__(name=name or f"accuracy_class_{class_id}", dtype=dtype)
+        super().__init__(name=name or f"class_{class_id}_accuracy", dtype=dtype)
         self.class_id, self.threshold = class_id, threshold
         self.correct = self.add_variable((), "zeros", name="correct")
         self.total = self.add_variable((), "zeros", name="total")
