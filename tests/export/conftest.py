@@ -65,6 +65,24 @@ def rich_model(digits):
 
 
 @pytest.fixture(scope="session")
+def tiny_model():
+    """The cheapest model to export (for tests about files and versions, not numerics)."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((4,), name="x")
+    h = keras.layers.Dense(3, name="hidden")(inp)
+    h = keras.layers.Dropout(0.5, name="dropout")(h)
+    out = keras.layers.Dense(2, activation="softmax", name="out")(h)
+    return keras.Model(inp, out, name="tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_sample():
+    return np.random.default_rng(4).normal(size=(16, 4)).astype("float32")
+
+
+@pytest.fixture(scope="session")
 def multi_model():
     """Two named inputs (float image, int32 ids) and two named outputs (class, value)."""
     import keras

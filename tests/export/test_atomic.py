@@ -16,12 +16,11 @@ from kspec.export.layout import TMP_PREFIX, remove_stale_temps
 
 
 @pytest.fixture
-def published(rich_model, digits, tmp_path):
-    """Two published versions of the rich model (the second a copy: exports cost seconds)."""
-    x, _ = digits
-    first = export(rich_model, tmp_path, sample=x[:16]).path
+def published(tiny_model, tiny_sample, tmp_path):
+    """Two published versions of the tiny model (the second a copy: exports cost seconds)."""
+    first = export(tiny_model, tmp_path, sample=tiny_sample).path
     shutil.copytree(first, first.with_name("2"))
-    return tmp_path / "rich"
+    return tmp_path / "tiny"
 
 
 def _entries(model_dir):
@@ -29,7 +28,7 @@ def _entries(model_dir):
 
 
 @pytest.mark.parametrize("step", ["_write_and_load", "compare", "write_metadata"])
-def test_crash_at_any_step_leaves_earlier_versions_intact(published, rich_model, digits,
+def test_crash_at_any_step_leaves_earlier_versions_intact(published, tiny_model, tiny_sample,
                                                           monkeypatch, snapshot, step):
     before = snapshot(published)
     assert _entries(published) == ["1", "2"]
@@ -40,12 +39,12 @@ def test_crash_at_any_step_leaves_earlier_versions_intact(published, rich_model,
     target = api.metadata if step == "write_metadata" else api
     monkeypatch.setattr(target, step, crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        export(rich_model, published.parent, sample=digits[0][:16])
+        export(tiny_model, published.parent, sample=tiny_sample)
     assert _entries(published) == ["1", "2"]  # no "3", no temporary folder
     assert snapshot(published) == before
 
 
-def test_crash_after_the_artifact_is_written(published, rich_model, digits, monkeypatch,
+def test_crash_after_the_artifact_is_written(published, tiny_model, tiny_sample, monkeypatch,
                                              snapshot):
     """The SavedModel is complete in the temporary folder when the crash comes."""
     before = snapshot(published)
@@ -58,39 +57,39 @@ def test_crash_after_the_artifact_is_written(published, rich_model, digits, monk
 
     monkeypatch.setattr(api.layout, "publish", crash)
     with pytest.raises(KeyboardInterrupt):
-        export(rich_model, published.parent, sample=digits[0][:16])
+        export(tiny_model, published.parent, sample=tiny_sample)
     assert seen["had_model"]
     assert _entries(published) == ["1", "2"] and snapshot(published) == before
     monkeypatch.setattr(api.layout, "publish", real_publish)
-    assert export(rich_model, published.parent, sample=digits[0][:16]).version == 3
+    assert export(tiny_model, published.parent, sample=tiny_sample).version == 3
 
 
-def test_failed_parity_check_publishes_nothing(published, rich_model, digits, monkeypatch,
+def test_failed_parity_check_publishes_nothing(published, tiny_model, tiny_sample, monkeypatch,
                                                snapshot):
     before = snapshot(published)
     real = api.keras_predict
     # A reference that the SavedModel cannot match: as if the export had lost a layer.
     monkeypatch.setattr(api, "keras_predict",
                         lambda model, inputs: {k: v + 0.01 for k, v in real(model, inputs).items()})
-    with pytest.raises(ParityError, match=r"output 'digit' differs from Keras by up to 0\.01") \
+    with pytest.raises(ParityError, match=r"output 'out' differs from Keras by up to 0\.01") \
             as info:
-        export(rich_model, published.parent, sample=digits[0][:16])
-    assert info.value.report.outputs["digit"].deterministic
-    assert not info.value.report.outputs["digit"].within_tolerance
+        export(tiny_model, published.parent, sample=tiny_sample)
+    assert info.value.report.outputs["out"].deterministic
+    assert not info.value.report.outputs["out"].within_tolerance
     assert _entries(published) == ["1", "2"] and snapshot(published) == before
 
 
-def test_nondeterministic_signature_fails_the_check(rich_model, digits, tmp_path, monkeypatch):
+def test_nondeterministic_signature_fails_the_check(tiny_model, tiny_sample, tmp_path, monkeypatch):
     """Augmentation left active at serving time is caught (two calls must agree exactly)."""
     import kspec.export.signature as signature
 
     def training_mode(model, plan=None):
-        return lambda inputs: {"digit": model(inputs["image"], training=True)}
+        return lambda inputs: {"out": model(inputs["x"], training=True)}
 
     monkeypatch.setattr(signature, "serving_function", training_mode)
     with pytest.raises(ParityError, match="differs between two calls"):
-        export(rich_model, tmp_path, sample=digits[0][:16])
-    assert _entries(tmp_path / "rich") == []
+        export(tiny_model, tmp_path, sample=tiny_sample)
+    assert _entries(tmp_path / "tiny") == []
 
 
 def test_stale_temp_of_a_dead_process_is_removed(published):
@@ -106,7 +105,7 @@ def test_stale_temp_of_a_dead_process_is_removed(published):
     assert (published / "1" / "saved_model.pb").is_file()
 
 
-def test_temporary_folder_is_invisible_to_tf_serving(published, rich_model, digits,
+def test_temporary_folder_is_invisible_to_tf_serving(published, tiny_model, tiny_sample,
                                                      monkeypatch):
     """While an export is being checked, its folder is not an integer version name."""
     names = {}
@@ -117,7 +116,7 @@ def test_temporary_folder_is_invisible_to_tf_serving(published, rich_model, digi
         return real(*args, **kwargs)
 
     monkeypatch.setattr(api, "compare", spy)
-    export(rich_model, published.parent, sample=digits[0][:16])
+    export(tiny_model, published.parent, sample=tiny_sample)
     during = [n for n in names["during"] if n not in ("1", "2")]
     assert len(during) == 1 and during[0].startswith(TMP_PREFIX)
     assert not during[0].isdigit()

@@ -101,14 +101,13 @@ def test_run_directory_export_carries_metadata(trained_run, tmp_path):
     np.testing.assert_allclose(served, trained_run.model.predict(x, verbose=0), atol=1e-5)
 
 
-def test_versions_count_up_and_never_overwrite(rich_model, digits, tmp_path):
-    x, _ = digits
-    assert export(rich_model, tmp_path, sample=x[:8]).version == 1
-    assert export(rich_model, tmp_path, sample=x[:8]).version == 2
-    assert export(rich_model, tmp_path, sample=x[:8], version=7).version == 7
-    assert export(rich_model, tmp_path, sample=x[:8]).version == 8
-    with pytest.raises(ExportError, match="version 2 of 'rich' already exists"):
-        export(rich_model, tmp_path, sample=x[:8], version=2)
+def test_versions_count_up_and_never_overwrite(tiny_model, tiny_sample, tmp_path):
+    assert export(tiny_model, tmp_path, sample=tiny_sample).version == 1
+    assert export(tiny_model, tmp_path, sample=tiny_sample).version == 2
+    assert export(tiny_model, tmp_path, sample=tiny_sample, version=7).version == 7
+    assert export(tiny_model, tmp_path, sample=tiny_sample).version == 8
+    with pytest.raises(ExportError, match="version 2 of 'tiny' already exists"):
+        export(tiny_model, tmp_path, sample=tiny_sample, version=2)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -117,9 +116,9 @@ def test_versions_count_up_and_never_overwrite(rich_model, digits, tmp_path):
     ({"version": 0}, "version must be a positive integer"),
     ({"class_outputs": ["nope"]}, r"class outputs \['nope'\] are not outputs"),
 ])
-def test_bad_options_are_reported(rich_model, digits, tmp_path, kwargs, message):
+def test_bad_options_are_reported(tiny_model, tiny_sample, tmp_path, kwargs, message):
     with pytest.raises(ExportError, match=message):
-        export(rich_model, tmp_path, sample=digits[0][:4], **kwargs)
+        export(tiny_model, tmp_path, sample=tiny_sample, **kwargs)
     assert not any(tmp_path.rglob("saved_model.pb"))
 
 
