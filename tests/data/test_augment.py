@@ -42,14 +42,15 @@ def test_each_augmentation_is_random_in_training_only_and_round_trips(make_spec,
 
     model, x = _model(make_spec, [step])
     infer = np.asarray(model.predict(x, verbose=0))
-    np.testing.assert_array_equal(np.asarray(model(x)), infer)  # default call: inference
-    np.testing.assert_array_equal(np.asarray(model(x, training=False)), infer)
+    # a plain call is inference: kspec's random layers default to training=False
+    np.testing.assert_array_equal(np.asarray(model({"features": x})), infer)
+    np.testing.assert_array_equal(np.asarray(model({"features": x}, training=False)), infer)
     if step["type"] == "crop":  # inference takes the centre window, training shapes kept
         np.testing.assert_array_equal(infer, x[:, 1:7, 1:7].reshape(16, 36))
     else:
         np.testing.assert_allclose(infer, x.reshape(16, -1), atol=1e-6)
-    first = np.asarray(model(x, training=True))
-    second = np.asarray(model(x, training=True))
+    first = np.asarray(model({"features": x}, training=True))
+    second = np.asarray(model({"features": x}, training=True))
     assert not np.allclose(first, infer, atol=1e-4)
     assert not np.allclose(first, second, atol=1e-4)  # a new draw on every batch
     path = tmp_path / "m.keras"
@@ -63,9 +64,9 @@ def test_augmentation_is_reproducible_with_the_spec_seed(make_spec):
     a, x = _model(make_spec, steps, seed=3)
     b, _ = _model(make_spec, steps, seed=3)
     c, _ = _model(make_spec, steps, seed=4)
-    out_a = np.asarray(a(x, training=True))
-    np.testing.assert_allclose(out_a, np.asarray(b(x, training=True)), atol=1e-6)
-    assert not np.allclose(out_a, np.asarray(c(x, training=True)), atol=1e-4)
+    out_a = np.asarray(a({"features": x}, training=True))
+    np.testing.assert_allclose(out_a, np.asarray(b({"features": x}, training=True)), atol=1e-6)
+    assert not np.allclose(out_a, np.asarray(c({"features": x}, training=True)), atol=1e-4)
 
 
 def test_image_augmentation_on_a_table_is_a_spec_error(make_spec):
@@ -98,7 +99,7 @@ def test_training_batches_change_but_predictions_do_not(make_spec, tmp_path):
     raw = run.data.test.x["features"]
     pred = run.model.predict(raw, verbose=0)
     np.testing.assert_array_equal(run.model.predict(raw, verbose=0), pred)
-    assert not np.allclose(run.model(raw, training=True), pred, atol=1e-4)
+    assert not np.allclose(run.model({"features": raw}, training=True), pred, atol=1e-4)
     loaded = keras.models.load_model(run.run_dir / "model.keras", safe_mode=True)
     np.testing.assert_allclose(loaded.predict(raw, verbose=0), pred, atol=1e-6)
     # the reloaded model carries the training statistics: raw inputs in, same scaling
