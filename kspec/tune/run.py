@@ -153,6 +153,30 @@ def tune(spec: Any, data: Any = None, *, out: str | Path | None = None, resume: 
             raise SpecError("--worker", "a worker id must not contain 'chief'", value=tuner_id)
     project_dir = Path(out or search.directory) / (search.project or plan.default.name)
 
+    with _frozen_heap():
+        return _tune(plan, data, role, tuner_id, host, port, workers, project_dir, resume,
+                     verbose, callbacks)
+
+
+@contextlib.contextmanager
+def _frozen_heap() -> Iterator[None]:
+    """Objects alive before the search (TensorFlow, Keras, the data) are moved out of the
+    garbage collector's reach while it runs: a full collection between trials then scans
+    only what trials create (0.25 s -> a few ms per collection with TensorFlow loaded)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _tune(plan, data, role, tuner_id, host, port, workers, project_dir, resume, verbose,
+          callbacks) -> SearchResult:
+    search = plan.search
+    dist = search.distributed
     loaded = _load_data(plan, data)
     objective = search.objective.name
     if objective.startswith("val_") and loaded.validation is None:
