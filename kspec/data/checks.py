@@ -105,60 +105,79 @@ def check_inputs(spec: Any, splits: dict[str, Split], source: str) -> None:
                                 f"{list(shape)}")
 
 
-def _loss_name(spec: Any) -> str | None:
-    loss = getattr(getattr(spec, "training", None), "loss", None)
+def _loss_name(loss: Any) -> str | None:
     if isinstance(loss, dict):
         loss = loss.get("type")
     return loss if isinstance(loss, str) else None
 
 
-def _output_units(spec: Any) -> int | None:
+def _outputs(spec: Any) -> list[tuple[str, str | None, int | None]]:
+    """``(output_name, loss_name, units_of_its_last_layer)`` for every model output."""
     model = spec.model
-    layers = getattr(model, "layers", None)
-    if getattr(model, "is_graph", False):
-        outputs = model.output_blocks()
-        if len(outputs) != 1:
-            return None
-        block = next((b for b in model.blocks if b.name == next(iter(outputs.values()))), None)
-        layers = getattr(block, "layers", None)
-    if not layers:
-        return None
-    return getattr(layers[-1], "units", None)
+    loss = getattr(getattr(spec, "training", None), "loss", None)
+    per_output = isinstance(loss, dict) and "type" not in loss
+    names = model.output_names() if hasattr(model, "output_names") else ["output"]
+    blocks = model.output_blocks() if getattr(model, "is_graph", False) else {}
+    out = []
+    for name in names:
+        if blocks:
+            block = next((b for b in model.blocks if b.name == blocks.get(name)), None)
+            layers = getattr(block, "layers", None)
+        else:
+            layers = getattr(model, "layers", None)
+        units = getattr(layers[-1], "units", None) if layers else None
+        out.append((name, _loss_name(loss.get(name) if per_output else loss), units))
+    return out
+
+
+def _check_one(y: np.ndarray, loss: str | None, classes: int | None, origin: str, where: str,
+               what: str, meta: dict) -> None:
+    binary = classes is None and loss in _BINARY
+    if (classes is None and not binary) or y.dtype == object:
+        return
+    if classes is not None and loss not in _SPARSE and y.ndim == 2 and y.shape[1] > 1:
+        if y.shape[1] != classes:
+            raise DataError(f"{where}: {what} has {y.shape[1]} one-hot columns (row 0) but "
+                            f"{origin} say {classes} classes")
+        return
+    flat = y.reshape(len(y), -1)[:, 0]
+    if binary:
+        outside = ((flat < 0) | (flat > 1) if loss.endswith("crossentropy")
+                   else ~np.isin(flat, (-1, 0, 1)))
+        bad = np.flatnonzero(outside)
+        if len(bad):
+            raise DataError(f"{where}: {what} of {_row(meta, bad[0])} is "
+                            f"{flat[bad[0]].item()!r}; the loss {loss!r} expects labels in "
+                            f"[0, 1] ({len(bad)} rows outside)")
+        return
+    bad = np.flatnonzero((flat < 0) | (flat >= classes) | (flat != np.round(flat)))
+    if len(bad):
+        raise DataError(f"{where}: {what} of {_row(meta, bad[0])} is {flat[bad[0]].item()!r}, "
+                        f"outside the {classes} classes (0..{classes - 1}) of {origin} "
+                        f"({len(bad)} rows outside)")
 
 
 def check_labels(spec: Any, splits: dict[str, Split], source: str, meta: dict) -> None:
-    """Class labels must lie in [0, classes): declared, or the output units of the model."""
-    loss = _loss_name(spec)
-    classes = getattr(spec.data, "classes", None)
-    origin = "data.classes"
-    if classes is None and loss in _SPARSE:
-        classes, origin = _output_units(spec), "the model's output units"
-    binary = classes is None and loss in _BINARY
-    if classes is None and not binary:
-        return
+    """Class labels must lie in [0, classes): declared, or the output units of the model.
+
+    ``data.classes`` applies to a single output; otherwise each output with a sparse
+    cross-entropy loss is checked against its last layer's units, and each with a binary
+    loss against [0, 1].
+    """
+    outputs = _outputs(spec)
+    declared = getattr(spec.data, "classes", None)
     for name, split in splits.items():
-        y = split.y
-        if not isinstance(y, np.ndarray) or y.dtype == object:
-            continue
         where = _where(source, name)
-        if classes is not None and loss not in _SPARSE and y.ndim == 2 and y.shape[1] > 1:
-            if y.shape[1] != classes:
-                raise DataError(f"{where}: the one-hot labels have {y.shape[1]} columns (row "
-                                f"0) but {origin} say {classes} classes")
-            continue
-        flat = y.reshape(len(y), -1)[:, 0]
-        if binary:
-            bad = np.flatnonzero((flat < 0) | (flat > 1) if loss.endswith("crossentropy")
-                                 else ~np.isin(flat, (-1, 0, 1)))
-            if len(bad):
-                raise DataError(f"{where}: the label of {_row(meta, bad[0])} is "
-                                f"{flat[bad[0]].item()!r}; the "
-                                f"loss {loss!r} expects labels in [0, 1] ({len(bad)} rows "
-                                "outside)")
-            continue
-        bad = np.flatnonzero((flat < 0) | (flat >= classes) | (flat != np.round(flat)))
-        if len(bad):
-            raise DataError(f"{where}: the label of {_row(meta, bad[0])} is "
-                            f"{flat[bad[0]].item()!r}, outside "
-                            f"the {classes} classes (0..{classes - 1}) of {origin} "
-                            f"({len(bad)} rows outside)")
+        ys = split.y if isinstance(split.y, dict) else (
+            {outputs[0][0]: split.y} if split.y is not None and len(outputs) == 1 else {})
+        for out_name, loss, units in outputs:
+            y = ys.get(out_name)
+            if not isinstance(y, np.ndarray):
+                continue
+            what = "the label" if len(outputs) == 1 else f"the label of output {out_name!r}"
+            if declared is not None and len(outputs) == 1:
+                _check_one(y, loss, declared, "data.classes", where, what, meta)
+            elif loss in _SPARSE:
+                _check_one(y, loss, units, "the model's output units", where, what, meta)
+            else:
+                _check_one(y, loss, None, "", where, what, meta)

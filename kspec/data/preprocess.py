@@ -238,6 +238,11 @@ def input_layers(spec: Spec, data: Data | None) -> dict[str, list[Any]]:
     if data is not None:
         shapes.update(data.input_shapes())
     out: dict[str, list[Any]] = {}
+    if spec.data.fit_test_separately and (data is None or data.test is None
+                                          or not spec.data.preprocessing):
+        raise SpecError("data.fit_test_separately", "needs preprocessing steps and a test "
+                        "split", value=True, valid="false, or add data.preprocessing and a "
+                        "test split")
     if spec.data.preprocessing:
         fitted = fit_preprocessing(spec, data.train.x)
         counts: dict[tuple[str, str], int] = {}
@@ -249,7 +254,7 @@ def input_layers(spec: Spec, data: Data | None) -> dict[str, list[Any]]:
                 out.setdefault(name, []).append(step.make_layer(f"{name}_{kind}_{k}"))
                 if step.out_shape is not None:
                     shapes[name] = step.out_shape
-        if spec.data.fit_test_separately and data.test is not None:
+        if spec.data.fit_test_separately:
             log.warning("data.fit_test_separately: the test split is normalized with "
                         "statistics fitted on the test split itself; this needs the whole "
                         "test distribution in advance and flatters the test metrics")

@@ -92,3 +92,31 @@ def test_row_count_mismatch(make_spec):
     x, y = _xy()
     with pytest.raises(DataError, match="y has 39 rows but the features have 40"):
         load_data(make_spec(), (x, y[:-1]))
+
+
+def test_labels_of_each_output_are_checked_against_that_output(make_spec):
+    from kspec.spec import load_spec
+
+    x, y = _xy()
+    spec = load_spec({
+        "name": "two_heads", "model": {
+            "inputs": [{"name": "features", "shape": [3]}],
+            "blocks": [{"name": "trunk", "inputs": ["features"],
+                        "layers": [{"type": "dense", "units": 4}]},
+                       {"name": "kind", "inputs": ["trunk"],
+                        "layers": [{"type": "dense", "units": 3, "activation": "softmax"}]},
+                       {"name": "flag", "inputs": ["trunk"],
+                        "layers": [{"type": "dense", "units": 1, "activation": "sigmoid"}]}],
+            "outputs": [{"name": "kind"}, {"name": "flag"}]},
+        "training": {"optimizer": "adam",
+                     "loss": {"kind": "sparse_categorical_crossentropy",
+                              "flag": "binary_crossentropy"}}})
+    flag = (y == 1).astype(float)
+    load_data(spec, (x, {"kind": y, "flag": flag}))  # valid
+    bad = y.copy()
+    bad[7] = 5
+    with pytest.raises(DataError, match="label of output 'kind' of row 7 is 5"):
+        load_data(spec, (x, {"kind": bad, "flag": flag}))
+    flag[9] = -1.0
+    with pytest.raises(DataError, match="label of output 'flag' of row 9 is -1.0"):
+        load_data(spec, (x, {"kind": y, "flag": flag}))

@@ -143,3 +143,11 @@ def test_schema_rejects_bad_steps(make_spec):
         make_spec({"preprocessing": [{"type": "min_max", "range": [1, 0]}]})
     with pytest.raises(SpecError, match="components"):
         make_spec({"preprocessing": [{"type": "whiten", "method": "zca", "components": 2}]})
+
+
+def test_fit_test_separately_needs_a_test_split(make_spec):
+    x, y = _tabular()
+    spec = make_spec({"preprocessing": [{"type": "zscore"}], "fit_test_separately": True})
+    with pytest.raises(SpecError) as e:
+        input_layers(spec, load_data(spec, (x, y)))
+    assert e.value.path == "data.fit_test_separately"

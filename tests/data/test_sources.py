@@ -141,3 +141,17 @@ def test_bundled_tabular_and_image_sets(make_spec):
     assert iris.input_shapes() == {"features": (4,)} and len(iris.train) == 150
     digits = load_data(make_spec({"source": {"type": "bundled", "name": "digits"}}, units=10))
     assert digits.input_shapes() == {"features": (8, 8, 1)}
+
+
+def test_fit_a_dataframe_end_to_end(make_spec, table, tmp_path):
+    import kspec
+
+    _, frame = table
+    spec = make_spec({"source": {"type": "dataframe", "label": "kind"},
+                      "splits": {"validation": 0.2}, "preprocessing": [{"type": "zscore"}]})
+    run = kspec.fit(spec, data=frame, out=tmp_path, epochs=1)
+    assert run.data.meta["class_names"] == ["cat", "dog", "eel"]
+    assert set(run.metrics) == {"train", "validation"}
+    with pytest.raises(SpecError) as e:
+        kspec.fit(make_spec({"source": {"type": "dataframe", "label": "kind"}}), out=tmp_path)
+    assert e.value.path == "data.source.type"
