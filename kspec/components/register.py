@@ -99,9 +99,28 @@ def _serializable(obj: Any, package: str, name: str) -> None:
     keras.saving.register_keras_serializable(package=package, name=name)(obj)
 
 
+def _init_params(cls: type) -> list[str] | None:
+    """Keyword names a class's constructor accepts, following ``**kwargs`` up the bases
+    (a Keras layer passes them to ``Layer.__init__``), so a typo in a spec is an error."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass) or klass is object:
+            continue
+        try:
+            sig = inspect.signature(vars(klass)["__init__"])
+        except (TypeError, ValueError):
+            return None
+        params = list(sig.parameters.values())[1:]
+        names += [p.name for p in params
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return sorted(set(names))
+    return None  # **kwargs all the way down: accept anything
+
+
 def _factory(kind: str, obj: Any) -> tuple[Callable[..., Any], Sequence[str] | None]:
     if inspect.isclass(obj):
-        return obj, None  # parameters are the constructor's (read by the registry)
+        return obj, _init_params(obj)
     if kind not in _FUNCTION_KINDS:
         raise TypeError(f"kspec.register: a {kind} must be a class; {obj.__name__!r} is a "
                         "function")
