@@ -50,8 +50,60 @@ def build_optimizer(ref: Any, path: str = "training.optimizer") -> Any:
     return OPTIMIZERS.build(ref, path)
 
 
+def is_uncertainty_weighted(model: Any) -> bool:
+    """Whether ``model`` is the learned-uncertainty wrapper of a multi-output model."""
+    return hasattr(model, "weighting") and hasattr(model, "inner")
+
+
+def wrap_for_loss_weighting(model: Any, spec: Spec) -> Any:
+    """``model`` wrapped for ``training.loss_weighting: uncertainty`` (else unchanged).
+
+    The wrapper (``kspec.components.multitask``, Kendall & Cipolla) learns one
+    log-variance ``s`` per output and trains on ``sum exp(-s) * loss + s``.
+    """
+    t = spec.training
+    if t.loss_weighting != "uncertainty":
+        return model
+    outputs = list(model.output_names)
+    if len(outputs) < 2:
+        raise SpecError("training.loss_weighting", "uncertainty weighting combines the losses "
+                        "of several outputs; this model has one", value="uncertainty",
+                        valid="'fixed', or a graph model with several outputs")
+    if t.loss_weights:
+        raise SpecError("training.loss_weights", "fixed loss_weights and loss_weighting: "
+                        "uncertainty exclude each other (the weights are learned)",
+                        value=t.loss_weights)
+    from kspec.components.multitask import with_uncertainty_weighting
+
+    losses = _per_output(t.loss, LOSSES.build, "training.loss", outputs)
+    if not isinstance(losses, dict):
+        losses = {outputs[0]: losses}
+    return with_uncertainty_weighting(model, losses)
+
+
+def _uncertainty_compile(model: Any, spec: Spec, opt: Any) -> Any:
+    import keras
+
+    t = spec.training
+    outputs = list(model.output_keys)
+    metrics = _per_output(t.metrics, _metrics, "training.metrics", outputs) if t.metrics else {}
+    if not isinstance(metrics, dict):
+        metrics = {outputs[0]: metrics}
+    # Each output's own loss as a metric, so the history keeps per-output losses
+    # (`kind_loss`) next to the learned total.
+    metrics = {name: [*metrics.get(name, []),
+                      keras.metrics.MeanMetricWrapper(model.task_losses[name], name="loss")]
+               for name in outputs}
+    try:
+        model.compile(optimizer=opt, metrics=metrics)
+    except (ValueError, TypeError) as e:
+        raise SpecError("training", f"cannot compile the model: {e}") from e
+    return model
+
+
 def compile_model(model: Any, spec: Spec, *, optimizer: Any = None,
-                  optimizer_path: str = "training.optimizer") -> Any:
+                  optimizer_path: str = "training.optimizer",
+                  loss_weights: dict[str, float] | None = None) -> Any:
     """Compile ``model`` with the spec's optimizer, loss(es), loss weights and metrics.
 
     Args:
@@ -59,14 +111,18 @@ def compile_model(model: Any, spec: Spec, *, optimizer: Any = None,
         spec: the validated spec.
         optimizer: an optimizer reference overriding ``training.optimizer`` (a phase's).
         optimizer_path: its place in the spec, for error messages.
+        loss_weights: per-output weights overriding ``training.loss_weights`` (the learned
+            uncertainty weights, when the plain model is compiled after training).
 
     Example:
         >>> compile_model(build_model(spec), spec)  # doctest: +SKIP
     """
     t = spec.training
-    outputs = list(model.output_names)
     ref = t.optimizer if optimizer is None else optimizer
     opt = build_optimizer(ref, optimizer_path)
+    if is_uncertainty_weighted(model):
+        return _uncertainty_compile(model, spec, opt)
+    outputs = list(model.output_names)
     loss = _per_output(t.loss, LOSSES.build, "training.loss", outputs)
     if isinstance(loss, dict):
         missing = [name for name in outputs if name not in loss]
@@ -78,7 +134,7 @@ def compile_model(model: Any, spec: Spec, *, optimizer: Any = None,
             if name not in outputs:
                 raise SpecError(f"training.loss_weights.{name}",
                                 f"the model has no output {name!r}", valid=outputs)
-    weights = t.loss_weights
+    weights = loss_weights or t.loss_weights
     if weights and len(outputs) > 1:
         weights = {name: float(weights.get(name, 1.0)) for name in outputs}
     try:

@@ -33,6 +33,7 @@ class Run:
         spec: the resolved spec that produced it.
         phases: one record per training phase (name, first epoch, epochs, trainable weights).
         members: for an ensemble, each member's seed and metrics per split.
+        task_weights: with learned uncertainty weighting, each output's final loss weight.
     """
 
     model: Any
@@ -44,6 +45,7 @@ class Run:
     data: Any = field(default=None, repr=False)
     phases: list[dict[str, Any]] = field(default_factory=list)
     members: list[dict[str, Any]] | None = None
+    task_weights: dict[str, float] | None = None
 
     @property
     def test_metrics(self) -> dict[str, float] | None:
@@ -57,6 +59,10 @@ class Run:
             lines += [f"phase    {p['name']}: epochs {p['first_epoch']}-"
                       f"{p['first_epoch'] + p['epochs'] - 1}, {p['trainable_weights']} trainable "
                       "weight tensors" for p in self.phases]
+        if self.task_weights:
+            lines.append("weights  " + ", ".join(f"{k} {v:.3f}"
+                                                for k, v in self.task_weights.items())
+                         + " (learned uncertainty weighting)")
         names = sorted({k for split in self.metrics.values() for k in split})
         order = ("train", "validation", "test", "train_tta", "validation_tta", "test_tta")
         splits = [s for s in order if s in self.metrics]
@@ -159,6 +165,19 @@ def _NonFinite():
     return StopOnNonFinite()
 
 
+def _TaskWeights():  # noqa: N802 - builds a Keras callback lazily
+    import keras
+
+    class TaskWeights(keras.callbacks.Callback):
+        """Log the learned weight exp(-s) of each output's loss every epoch."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs.update({f"{k}_weight": v for k, v in self.model.task_weights().items()})
+
+    return TaskWeights()
+
+
 def prepare(spec: Any, data: Any = None, overrides: Mapping[str, Any] | None = None):
     """Validate the spec, load the data and build the compiled model (no training).
 
@@ -173,13 +192,17 @@ def prepare(spec: Any, data: Any = None, overrides: Mapping[str, Any] | None = N
     from kspec.build.model import build_model, set_seed
     from kspec.data.preprocess import input_layers
     from kspec.data.sources import load_data
-    from kspec.train.compile import compile_model
+    from kspec.train.compile import compile_model, wrap_for_loss_weighting
     from kspec.train.targets import apply_targets
 
     spec = load_spec(spec, overrides or None)
     set_seed(spec.seed)
     loaded = apply_targets(spec, load_data(_for_loading(spec), data))
     model = build_model(spec, loaded.input_shapes(), input_layers(spec, loaded))
+    if spec.training.loss_weighting == "uncertainty" and spec.ensemble is not None:
+        raise SpecError("ensemble", "an ensemble of models with learned uncertainty weighting "
+                        "is not supported", valid="training.loss_weighting: fixed")
+    model = wrap_for_loss_weighting(model, spec)
     compile_model(model, spec)
     return spec, loaded, model
 
@@ -226,6 +249,8 @@ def train_model(model: Any, spec: Spec, train: Any, validation: Any, run_dir: Pa
     def fit_one(index: int, initial_epoch: int, epochs: int):
         backup = run_dir / "backup" / f"{tag or 'model'}_phase{index}"
         cbs = _callbacks(spec, run_dir, val_ds is not None, csv=csv, backup=backup)
+        if hasattr(model, "task_weights"):
+            cbs.insert(0, _TaskWeights())  # first, so the CSV and history see its logs
         cbs += list(callbacks or [])
         cbs_used[:] = cbs
         history = model.fit(
@@ -237,9 +262,9 @@ def train_model(model: Any, spec: Spec, train: Any, validation: Any, run_dir: Pa
         nonfinite = next((c for c in cbs if hasattr(c, "failed_at")), None)
         if nonfinite is not None and nonfinite.failed_at is not None:
             raise DataError(
-                f"training stopped: the loss became NaN/inf in epoch {initial_epoch + len(history.epoch)} "
-                f"(run kept in {run_dir}); lower the learning rate or check the data for "
-                "extreme values"
+                f"training stopped: the loss became NaN/inf in epoch "
+                f"{initial_epoch + len(history.epoch)} (run kept in {run_dir}); lower the "
+                "learning rate or check the data for extreme values"
             )
         return history
 
@@ -333,6 +358,15 @@ def fit(spec: Any, data: Any = None, *, out: str | Path = "runs",
     seconds = time.perf_counter() - start
 
     metrics = evaluate_splits(model, spec, loaded)
+    task_weights = None
+    if hasattr(model, "task_weights"):
+        # Save and return the plain multi-output model (what export and predict expect),
+        # compiled with the learned weights; the weights are recorded in meta.json.
+        from kspec.train.compile import compile_model
+
+        task_weights = model.task_weights()
+        model = compile_model(model.inner, spec, loss_weights=task_weights)
+        model.optimizer.build(model.trainable_variables)  # saved state matches on load
     rundir.save_model_atomic(model, run_dir / "model.keras")
     rundir.write_json(run_dir / "metrics.json", metrics)
     if members is not None:
@@ -343,9 +377,12 @@ def fit(spec: Any, data: Any = None, *, out: str | Path = "runs",
         plot_history(hist, run_dir / "history.png", title=spec.name)
     meta.update(status="finished", ended=rundir.now(), seconds=round(seconds, 3),
                 epochs=len(hist.get("loss", [])), phases=phases)
+    if task_weights is not None:
+        meta["task_weights"] = task_weights
     rundir.write_json(run_dir / "meta.json", meta)
     return Run(model=model, history=hist, metrics=metrics, run_dir=run_dir, spec=spec,
-               seconds=seconds, data=loaded, phases=phases, members=members)
+               seconds=seconds, data=loaded, phases=phases, members=members,
+               task_weights=task_weights)
 
 
 def load_run(run_dir: str | Path) -> dict[str, Any]:

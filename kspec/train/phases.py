@@ -149,13 +149,14 @@ def run_phases(model: Any, spec: Any, fit_one: Callable[..., Any],
         of trainable weights).
     """
     phases = default_phases(spec)
-    head_state = {layer.name: layer.trainable for layer in model.layers}
+    inner = getattr(model, "inner", model)  # the uncertainty-weighting wrapper's model
+    head_state = {layer.name: layer.trainable for layer in inner.layers}
     history: dict[str, list[float]] = {}
     records = []
     done = 0
     for i, phase in enumerate(phases):
         if phase["trainable"] is not None:
-            set_trainable(model, spec, phase["trainable"], phase["path"], head_state)
+            set_trainable(inner, spec, phase["trainable"], phase["path"], head_state)
             opt_path = (f"{phase['path']}.optimizer" if phase["optimizer"] is not None
                         else "training.optimizer")
             compile_fn(phase["optimizer"], opt_path)

@@ -97,3 +97,36 @@ def test_a_missing_loss_for_an_output_is_named():
     spec = two_head_spec(loss={"kind": "sparse_categorical_crossentropy"})
     with pytest.raises(SpecError, match=r"training\.loss: no loss for output\(s\) \['size'\]"):
         kspec.train.fit.prepare(spec, _data())
+
+
+def test_learned_uncertainty_weighting_trains_both_heads(tmp_path):
+    spec = two_head_spec(loss_weighting="uncertainty", loss_weights=None, epochs=5)
+    run = kspec.fit(spec, data=_data(), out=tmp_path)
+    h = run.history
+    assert h["kind_loss"][-1] < 0.7 * h["kind_loss"][0]
+    assert h["size_loss"][-1] < 0.7 * h["size_loss"][0]
+    # the weights are learned, logged per epoch and recorded with the run
+    assert len(h["kind_weight"]) == 5 and h["kind_weight"][-1] != h["kind_weight"][0]
+    assert set(run.task_weights) == {"kind", "size"}
+    assert run.task_weights["size"] == pytest.approx(h["size_weight"][-1], rel=1e-5)
+    assert "learned uncertainty weighting" in run.summary()
+    import json
+
+    import keras
+
+    meta = json.loads((run.run_dir / "meta.json").read_text())
+    assert meta["task_weights"] == pytest.approx(run.task_weights)
+    # the saved model is the plain two-output model, ready for export
+    loaded = keras.saving.load_model(run.run_dir / "model.keras", safe_mode=True)
+    assert loaded.output_names == ["kind", "size"]
+
+
+def test_uncertainty_weighting_needs_several_outputs_and_no_fixed_weights(tiny_spec,
+                                                                         tiny_classification):
+    with pytest.raises(SpecError, match=r"training\.loss_weights: fixed loss_weights and "
+                       "loss_weighting: uncertainty exclude each other"):
+        kspec.train.fit.prepare(two_head_spec(loss_weighting="uncertainty"), _data())
+    tiny_spec["training"]["loss_weighting"] = "uncertainty"
+    with pytest.raises(SpecError, match=r"training\.loss_weighting: uncertainty weighting "
+                       "combines the losses of several outputs"):
+        kspec.train.fit.prepare(tiny_spec, tiny_classification)
