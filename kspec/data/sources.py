@@ -103,7 +103,12 @@ def _partition(n: int, spec: DataSpec, seed: int, y: Any, validation: float,
     rng = np.random.default_rng(seed)
     idx = rng.permutation(n) if s.shuffle else np.arange(n)
     n_val, n_test = int(round(n * validation)), int(round(n * test))
-    if s.stratify and isinstance(y, np.ndarray) and y.ndim == 1:
+    if s.stratify and (validation or test):
+        if not isinstance(y, np.ndarray) or y.ndim != 1 or (
+                y.dtype.kind == "f" and not np.array_equal(y, np.round(y))):
+            raise SpecError("data.splits.stratify", "stratifying needs one class label per "
+                            "row (integers or strings)", value=True,
+                            valid="false for regression targets, one-hot or several outputs")
         parts: dict[str, list[int]] = {"train": [], "validation": [], "test": []}
         for cls in np.unique(y):
             members = idx[y[idx] == cls]

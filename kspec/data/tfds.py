@@ -51,7 +51,7 @@ def _load(src: Any, splits: dict[str, str], where: str):
 
     tfds_compat()
     kwargs = dict(split=list(splits.values()), data_dir=src.data_dir, download=src.download,
-                  shuffle_files=False)
+                  shuffle_files=False, with_info=True)
     try:
         return tfds.load(src.name, **kwargs)
     except tfds.core.registered.DatasetNotFoundError as e:
@@ -70,7 +70,8 @@ def _load(src: Any, splits: dict[str, str], where: str):
 def read_tfds(src: Any, input_names: list[str], where: str):
     """``{split: Split}``: feature keys mapped onto the model's named inputs."""
     splits = {"all": src.split} if isinstance(src.split, str) else dict(src.split)
-    datasets = _load(src, splits, where)
+    datasets, info = _load(src, splits, where)
+    meta: dict[str, Any] = {}
     out = {}
     for name, ds in zip(splits, datasets):
         features = ds.element_spec
@@ -109,6 +110,10 @@ def read_tfds(src: Any, input_names: list[str], where: str):
         if not arrays:
             raise DataError(f"tfds:{src.name}: split {splits[name]!r} is empty")
         ys = {k: arrays[v] for k, v in labels.items()}
+        if isinstance(src.label, str):
+            names = getattr(info.features[src.label], "names", None)
+            if names:
+                meta["class_names"] = list(names)
         out[name] = Split({i: arrays[k] for i, k in mapping.items()},
                           ys.get(None) if None in ys else (ys or None))
-    return out, f"tfds:{src.name}", {}
+    return out, f"tfds:{src.name}", meta

@@ -65,6 +65,7 @@ def test_tfds_with_mock_data(make_spec):
     assert (len(data.train), len(data.validation), len(data.test)) == (30, 10, 40)
     assert data.input_shapes() == {"digit": (28, 28, 1)} and data.source == "tfds:mnist"
     assert data.train.y.max() < 10
+    assert data.meta["class_names"] == [str(i) for i in range(10)]
 
 
 def _build_tiny_tfds(data_dir):

@@ -155,3 +155,13 @@ def test_fit_a_dataframe_end_to_end(make_spec, table, tmp_path):
     with pytest.raises(SpecError) as e:
         kspec.fit(make_spec({"source": {"type": "dataframe", "label": "kind"}}), out=tmp_path)
     assert e.value.path == "data.source.type"
+
+
+def test_stratify_needs_class_labels(make_spec):
+    x = np.zeros((20, 2), "float32")
+    spec = make_spec({"splits": {"test": 0.2, "stratify": True}}, loss="mse",
+                     layers=[{"type": "dense", "units": 1}])
+    with pytest.raises(SpecError) as e:
+        load_data(spec, (x, np.linspace(0, 1, 20)))
+    assert e.value.path == "data.splits.stratify"
+    assert len(load_data(spec, (x, np.arange(20) % 2 * 1.0)).test) == 4  # 0.0/1.0 are classes
