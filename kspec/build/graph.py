@@ -160,3 +160,4 @@ def build_graph(spec_model: Any, inputs: Mapping[str, Any]) -> list:
         # the user's loss/metric keys are output names.
         outputs.append(keras.layers.Identity(name=name)(tensors[block]))
     return outputs
+

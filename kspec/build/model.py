@@ -87,8 +87,12 @@ def build_model(
         from kspec.build.graph import build_graph
 
         outputs = build_graph(spec.model, tensors)
-        return keras.Model(inputs=list(inputs.values()),
-                           outputs=outputs[0] if len(outputs) == 1 else outputs, name=spec.name)
+        try:
+            return keras.Model(inputs=list(inputs.values()),
+                               outputs=outputs[0] if len(outputs) == 1 else outputs,
+                               name=spec.name)
+        except ValueError as e:  # e.g. two layers with one name
+            raise SpecError("model", f"cannot assemble the graph: {e}") from e
     (x,) = tensors.values()
     if spec.model.base is not None:
         from kspec.build.transfer import build_base

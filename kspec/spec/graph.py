@@ -116,9 +116,15 @@ def _check_outputs(model: Any, blocks: dict, input_names: list[str]) -> None:
 
 
 def _check_layer_names(model: Any) -> None:
-    # Inline layers keep their own names in the Keras model, so they must be unique;
+    # Inline layers keep their own names in the Keras model, so they must be unique and
+    # differ from the inputs' and outputs' names (Keras names outputs after layers);
     # definitions' layers are prefixed with the block name and repetition.
-    seen: dict[str, str] = {}
+    seen: dict[str, str] = {i.name: f"inputs[{k}]" for k, i in enumerate(model.inputs)}
+    for k, out in enumerate(model.outputs):
+        if out.name in seen:
+            _fail(f".outputs[{k}].name", f"output name {out.name!r} is already the name of "
+                  f"{seen[out.name]}")
+        seen[out.name] = f"outputs[{k}]"
     for i, block in enumerate(model.blocks):
         for j, layer in enumerate(block.layers):
             if layer.name is None:

@@ -433,6 +433,20 @@ class ModelSpec(Strict):
             return {self.output_name: self.blocks[-1].name}
         return {o.name: o.block or o.name for o in self.outputs}
 
+    def all_layers(self) -> list[tuple[str, Any]]:
+        """Every layer spec with its path: the stack, the blocks and the definitions.
+
+        For checks that look at each layer (lint, search spaces) in both forms.
+        """
+        out = [(f"model.layers[{i}]", layer) for i, layer in enumerate(self.layers)]
+        for i, block in enumerate(self.blocks):
+            out += [(f"model.blocks[{i}].layers[{j}]", layer)
+                    for j, layer in enumerate(block.layers)]
+        for name, definition in self.definitions.items():
+            out += [(f"model.definitions.{name}.layers[{j}]", layer)
+                    for j, layer in enumerate(definition.layers)]
+        return out
+
     def base_names(self) -> list[str]:
         """Names of the layers that hold a transfer base (``base`` in the stack form)."""
         if self.is_graph:

@@ -170,3 +170,18 @@ def test_validating_a_graph_spec_never_imports_tensorflow(tmp_path):
     code = ("import sys, kspec; kspec.load_spec(sys.argv[1]); "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
     subprocess.run([sys.executable, "-c", code, str(file)], check=True)
+
+
+def test_all_layers_lists_stack_block_and_definition_layers():
+    spec = kspec.load_spec(_fixed(graph_spec()))
+    paths = [p for p, _ in spec.model.all_layers()]
+    assert paths[0] == "model.blocks[0].layers[0]"
+    assert "model.definitions.res.layers[0]" in paths and len(paths) == 6
+
+
+def test_an_output_named_like_an_input_is_refused():
+    spec = _fixed(graph_spec())
+    spec["model"]["outputs"][0]["name"] = "image"
+    with pytest.raises(SpecError, match=r"model\.outputs\[0\]\.name: output name 'image' is "
+                       r"already the name of inputs\[0\]"):
+        kspec.load_spec(spec)
