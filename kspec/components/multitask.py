@@ -187,3 +187,40 @@ def with_uncertainty_weighting(model, losses: Mapping[str, Any],
         {'a': 1.0, 'b': 1.0}
     """
     return UncertaintyWeightedModel(model, losses, initial_log_variance)
+
+
+def from_spec(model, spec) -> UncertaintyWeightedModel:
+    """Wrap ``model`` as ``training.loss_weighting: uncertainty`` asks, with spec paths on
+    errors. The caller compiles the result with the optimizer and metrics and no loss.
+
+    Raises:
+        SpecError: fewer than two outputs, fixed ``loss_weights`` given as well, or an
+            unknown loss.
+
+    Example:
+        >>> weighted = from_spec(build_model(spec), spec)  # doctest: +SKIP
+        >>> weighted.compile(optimizer=..., metrics=...)    # doctest: +SKIP
+    """
+    from kspec.errors import SpecError
+    from kspec.registry import LOSSES, load_builtins
+
+    load_builtins()
+    t = spec.training
+    outputs = list(model.output_names)
+    if len(outputs) < 2:
+        raise SpecError("training.loss_weighting", "uncertainty weighting balances the losses "
+                        f"of several outputs; this model has one ({outputs[0]!r})",
+                        value="uncertainty", valid="fixed, or a model with two or more outputs")
+    if t.loss_weights:
+        raise SpecError("training.loss_weights", "fixed loss_weights cannot be combined with "
+                        "loss_weighting: uncertainty (the weights are learned)",
+                        value=t.loss_weights)
+    if isinstance(t.loss, dict) and "type" not in t.loss:
+        refs = {n: (t.loss.get(n), f"training.loss.{n}") for n in outputs}
+        missing = [n for n, (ref, _) in refs.items() if ref is None]
+        if missing:
+            raise SpecError("training.loss", f"no loss for output(s) {missing}", valid=outputs)
+    else:
+        refs = {n: (t.loss, "training.loss") for n in outputs}
+    losses = {n: LOSSES.build(ref, path) for n, (ref, path) in refs.items()}
+    return UncertaintyWeightedModel(model, losses)

@@ -61,7 +61,22 @@ def lint_spec(spec: Any) -> list[str]:
     for path, stack in _stacks(model):
         _check_stack(stack, path, output_layer_paths, found)
     _check_losses(spec, outputs, found)
+    _check_weighting(spec, outputs)
     return found
+
+
+def _check_weighting(spec, outputs: dict) -> None:
+    t = spec.training
+    if getattr(t, "loss_weighting", "fixed") != "uncertainty":
+        return
+    if len(outputs) < 2:
+        raise SpecError("training.loss_weighting", "uncertainty weighting balances the losses "
+                        "of several outputs; this model has one", value="uncertainty",
+                        valid="fixed, or a graph model with two or more outputs")
+    if t.loss_weights:
+        raise SpecError("training.loss_weights", "fixed loss_weights cannot be combined with "
+                        "loss_weighting: uncertainty (the weights are learned)",
+                        value=t.loss_weights)
 
 
 # -- walking the model ---------------------------------------------------------------------

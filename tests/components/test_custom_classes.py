@@ -7,6 +7,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+import kspec  # noqa: E402
+
 from kspec.components import (  # noqa: E402
     ContentLoss,
     FixedKernel,
@@ -177,3 +179,34 @@ def test_prelu_slope_is_learned():
     model.compile(keras.optimizers.SGD(0.1), "mse")
     model.fit(x, 0.5 * x, epochs=30, verbose=0)  # the best slope for negatives is 0.5
     assert np.asarray(layer.alpha).mean() == pytest.approx(0.5, abs=0.05)
+
+
+def test_uncertainty_weighting_from_a_spec(tmp_path):
+    from kspec.build.model import build_model
+    from kspec.components.multitask import from_spec
+    from kspec.spec import load_spec
+
+    raw = {"model": {"inputs": [{"name": "x", "shape": [3]}], "blocks": [
+        {"name": "trunk", "inputs": "x", "layers": [
+            {"type": "dense", "units": 8, "activation": "relu", "kernel_initializer": "he_normal"}]},
+        {"name": "a", "inputs": "trunk", "layers": [{"type": "dense", "units": 1}]},
+        {"name": "b", "inputs": "trunk", "layers": [{"type": "dense", "units": 1,
+                                                      "activation": "sigmoid"}]}],
+        "outputs": [{"name": "a"}, {"name": "b"}]},
+        "training": {"loss": {"a": {"type": "huber", "delta": 2.0}, "b": "bce"},
+                     "loss_weighting": "uncertainty"}}
+    spec = load_spec(raw)
+    weighted = from_spec(build_model(spec), spec)
+    assert type(weighted.task_losses["a"]).__name__ == "Huber"
+    weighted.compile(optimizer="adam", metrics={"b": ["accuracy"]})
+    x = np.random.default_rng(0).normal(size=(32, 3)).astype("float32")
+    weighted.fit({"x": x}, {"a": x[:, :1], "b": (x[:, 1:2] > 0).astype("float32")},
+                 epochs=2, verbose=0)
+    assert weighted.task_weights()["a"] != 1.0
+    with pytest.raises(kspec.SpecError, match="training.loss_weights: fixed loss_weights"):
+        load_spec({**raw, "training": {**raw["training"], "loss_weights": {"a": 1.0}}})
+    single = {"model": {"inputs": [{"name": "x", "shape": [3]}],
+                        "layers": [{"type": "dense", "units": 1}]},
+              "training": {"loss": "mse", "loss_weighting": "uncertainty"}}
+    with pytest.raises(kspec.SpecError, match="training.loss_weighting: uncertainty weighting"):
+        load_spec(single)
