@@ -194,7 +194,7 @@ class RandomCrop(_RandomLayer):
 
     ``keras.layers.RandomCrop`` (Keras 3.15) returns the *uncropped* image when
     training=False, so a model's inference shapes differ from its training shapes
-    (keras-team/keras#21868); this layer always crops. One offset is drawn per batch.
+    (keras-team/keras#21868); this layer always crops, with a window per example.
     """
 
     def __init__(self, height: int, width: int, seed: int | None = None, **kwargs):
@@ -205,16 +205,20 @@ class RandomCrop(_RandomLayer):
         return (input_shape[0], self.height, self.width, input_shape[-1])
 
     def call(self, inputs, training=False):
-        h, w = inputs.shape[1], inputs.shape[2]
-        if training:
-            top = keras.random.randint((), 0, h - self.height + 1, seed=self.seed_generator)
-            left = keras.random.randint((), 0, w - self.width + 1, seed=self.seed_generator)
-        else:
+        h, w, c = inputs.shape[1], inputs.shape[2], inputs.shape[3]
+        if not training:
             top, left = (h - self.height) // 2, (w - self.width) // 2
-        out = ops.slice(inputs, (0, top, left, 0),
-                        (ops.shape(inputs)[0], self.height, self.width, inputs.shape[-1]))
-        # Data-dependent offsets lose the static shape; restore it for the layers after.
-        return ops.reshape(out, (-1, self.height, self.width, inputs.shape[-1]))
+            return inputs[:, top:top + self.height, left:left + self.width, :]
+        batch = ops.shape(inputs)[0]
+        # One window per example: gather the chosen rows, then the chosen columns.
+        top = keras.random.randint((batch, 1), 0, h - self.height + 1, seed=self.seed_generator)
+        left = keras.random.randint((batch, 1), 0, w - self.width + 1, seed=self.seed_generator)
+        rows = top + ops.arange(self.height, dtype=top.dtype)[None, :]
+        cols = left + ops.arange(self.width, dtype=left.dtype)[None, :]
+        rows = ops.broadcast_to(rows[:, :, None, None], (batch, self.height, w, c))
+        out = ops.take_along_axis(inputs, rows, axis=1)
+        cols = ops.broadcast_to(cols[:, None, :, None], (batch, self.height, self.width, c))
+        return ops.take_along_axis(out, cols, axis=2)
 
     def get_config(self):
         return {**super().get_config(), "height": self.height, "width": self.width}

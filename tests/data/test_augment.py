@@ -59,6 +59,21 @@ def test_each_augmentation_is_random_in_training_only_and_round_trips(make_spec,
     np.testing.assert_allclose(np.asarray(loaded.predict(x, verbose=0)), infer, atol=1e-6)
 
 
+def test_crop_takes_one_window_per_example():
+    from kspec.data.layers import RandomCrop
+
+    x = np.random.default_rng(1).random((32, 8, 8, 2)).astype("float32")
+    out = np.asarray(RandomCrop(5, 6, seed=0)(x, training=True))
+    assert out.shape == (32, 5, 6, 2)
+    offsets = set()
+    for i in range(32):
+        found = [(t, l) for t in range(4) for l in range(3)
+                 if np.array_equal(x[i, t:t + 5, l:l + 6], out[i])]
+        assert len(found) == 1
+        offsets.add(found[0])
+    assert len(offsets) > 3  # windows differ between examples of one batch
+
+
 def test_augmentation_is_reproducible_with_the_spec_seed(make_spec):
     steps = [{"type": "rotate", "factor": 0.1}, {"type": "gaussian_noise", "stddev": 0.1}]
     a, x = _model(make_spec, steps, seed=3)
@@ -92,8 +107,9 @@ def test_training_batches_change_but_predictions_do_not(make_spec, tmp_path):
     y = (x.mean(axis=(1, 2, 3)) > 8).astype(int)
     spec = make_spec({"preprocessing": [{"type": "min_max", "per": "global"},
                                         {"type": "channel_mean"}],
-                      "augmentation": [{"type": "flip"}, {"type": "gaussian_noise",
-                                                          "stddev": 0.1}],
+                      "augmentation": [{"type": "flip"}, {"type": "crop", "height": 7,
+                                                          "width": 7},
+                                       {"type": "gaussian_noise", "stddev": 0.1}],
                       "splits": {"test": 0.25}}, units=2)
     run = kspec.fit(spec, data=(x, y), out=tmp_path, epochs=2)
     raw = run.data.test.x["features"]
