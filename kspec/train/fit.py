@@ -239,6 +239,11 @@ def train_model(model: Any, spec: Spec, train: Any, validation: Any, run_dir: Pa
     from kspec.train.phases import run_phases
 
     t = spec.training
+    if t.class_weight is not None and len(spec.model.output_names()) > 1:
+        raise SpecError("training.class_weight", "class weights apply to a model with one "
+                        "output; this one has outputs "
+                        f"{spec.model.output_names()}", value=t.class_weight,
+                        valid="no class_weight (weight rows with sample weights instead)")
     train_ds = to_dataset(train, t.batch_size, shuffle=t.shuffle, seed=spec.seed,
                           cache=spec.data.cache)
     val_ds = (to_dataset(validation, t.batch_size, cache=spec.data.cache)
