@@ -67,6 +67,18 @@ def _find_bad_image(files: list[str]) -> tuple[str, str]:
     return files[0], "unknown decode error"
 
 
+BUNDLED_PREFIX = "bundled:"
+
+
+def resolve_folder(path: str) -> Path:
+    """A folder on disk, or ``bundled:NAME`` for an image folder shipped with kspec."""
+    if path.startswith(BUNDLED_PREFIX):
+        from importlib import resources
+
+        return Path(str(resources.files("kspec.datasets").joinpath(path[len(BUNDLED_PREFIX):])))
+    return Path(path).expanduser()
+
+
 def read_image_folder(src: Any, input_names: list[str], where: str):
     """``{split: Split}`` with ``uint8`` images ``(n, h, w, c)`` and integer labels."""
     import tensorflow as tf
@@ -77,7 +89,7 @@ def read_image_folder(src: Any, input_names: list[str], where: str):
     channels = 1 if src.color_mode == "grayscale" else 3
     out, classes = {}, src.classes
     for split, p in paths.items():
-        root = Path(p)
+        root = resolve_folder(p)
         if not root.is_dir():
             key = f"{where}.path" + ("" if split == "all" else f".{split}")
             raise SpecError(key, f"folder not found: {p}")

@@ -94,7 +94,11 @@ class DataFrameSource(_Source):
 
 
 class ImageFolderSource(_Source):
-    """One sub-folder per class of image files (PNG, JPEG, BMP, GIF)."""
+    """One sub-folder per class of image files (PNG, JPEG, BMP, GIF).
+
+    ``path: bundled:digit_images`` reads the small image folder shipped with kspec
+    (400 grey 8x8 digits, 40 per class).
+    """
 
     type: Literal["image_folder"]
     path: PathOrSplits

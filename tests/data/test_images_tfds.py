@@ -138,3 +138,17 @@ def test_tfds_not_prepared_never_downloads(make_spec, tmp_path):
     with pytest.raises(SpecError) as e:
         load_data(spec)
     assert e.value.path == "data.source.name"
+
+
+def test_bundled_image_folder_matches_the_bundled_digits(make_spec):
+    from kspec.data.datasets import load_bundled
+
+    spec = make_spec({"source": {"type": "image_folder", "path": "bundled:digit_images",
+                                 "image_size": [8, 8], "color_mode": "grayscale"},
+                      "splits": {"shuffle": False}}, units=10)
+    data = load_data(spec)
+    assert len(data.train) == 400 and np.bincount(data.train.y).tolist() == [40] * 10
+    digits = load_bundled("digits")
+    first_zero = digits["x"][np.flatnonzero(digits["y"] == 0)[0]]
+    np.testing.assert_array_equal(data.train.x["features"][0],
+                                  np.round(first_zero.astype(float) * 255 / 16).astype("uint8"))
