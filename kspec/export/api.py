@@ -199,7 +199,7 @@ def export(
     try:
         run, signature, extra = _write_and_load(format, serving_model, tmp, plan)
         report = compare(run, inputs, reference, target=format, origin=origin,
-                         rtol=rtol_, atol=atol_)
+                         rtol=rtol_, atol=atol_, class_plan=plan)
         meta = {
             "name": name, "format": format, "signature_key": SIGNATURE_KEY,
             "signature": signature, "class_outputs": plan,

@@ -108,6 +108,7 @@ def compare(
     origin: str,
     rtol: float,
     atol: float,
+    class_plan: Mapping[str, str] | None = None,
 ) -> ParityReport:
     """Run ``run(inputs)`` twice and compare with ``reference``; raise if they disagree.
 
@@ -117,6 +118,8 @@ def compare(
         reference: the Keras model's outputs on ``inputs``.
         target, origin: recorded in the report.
         rtol, atol: the tolerance (see the module docstring).
+        class_plan: the class outputs added to the signature (``{output: kind}``); their
+            classes are checked against the served scores.
 
     Raises:
         ParityError: outputs missing, not deterministic, or outside the tolerance.
@@ -147,23 +150,31 @@ def compare(
                 f"output {name!r} differs from Keras by up to {abs_d:.3g} (row {row}: got "
                 f"{np.ravel(got[row])[:4].tolist()}, Keras {np.ravel(want[row])[:4].tolist()}); "
                 f"tolerance rtol={rtol:g}, atol={atol:g}")
-        if name + CLASS_SUFFIX in first:
-            _check_class_output(name, got, first, report)
+        if name in (class_plan or {}):
+            _check_class_output(name, got, first, report, class_plan[name])
     if not report.passed:
         raise ParityError(f"{target} export failed its parity check: "
                           + "; ".join(report.problems), report)
     return report
 
 
-def _check_class_output(name: str, scores: np.ndarray, outputs: dict, report: ParityReport):
-    """The served class must be the arg-max of the served scores (ties aside)."""
-    cls = outputs[name + CLASS_SUFFIX]
-    prob = outputs.get(name + PROBABILITY_SUFFIX)
-    if scores.shape[-1] == 1:
-        expected = (scores[:, 0] > 0.5) if np.all((scores >= 0) & (scores <= 1)) else None
+def _check_class_output(name: str, scores: np.ndarray, outputs: dict, report: ParityReport,
+                        kind: str) -> None:
+    """The served class must follow from the served scores: arg-max, or the 0.5 threshold of
+    one sigmoid unit (0 for a logit)."""
+    cls, prob = outputs.get(name + CLASS_SUFFIX), outputs.get(name + PROBABILITY_SUFFIX)
+    if cls is None or prob is None or prob.shape != cls.shape:
+        report.problems.append(f"outputs {name + CLASS_SUFFIX!r} / {name + PROBABILITY_SUFFIX!r} "
+                               "are missing or misshapen")
+        return
+    if scores.shape[-1] == 1 and kind in ("sigmoid", "logit"):
+        expected = scores[:, 0] > (0.5 if kind == "sigmoid" else 0.0)
+        # Scores within rounding of the threshold may fall either side of it.
+        clear = np.abs(scores[:, 0] - (0.5 if kind == "sigmoid" else 0.0)) > 1e-6
     else:
         expected = np.argmax(scores, axis=-1)
-    if expected is not None and not np.array_equal(cls.astype(np.int64), expected):
-        report.problems.append(f"output {name + CLASS_SUFFIX!r} is not the arg-max of {name!r}")
-    if prob is None or prob.shape != cls.shape:
-        report.problems.append(f"output {name + PROBABILITY_SUFFIX!r} is missing or misshapen")
+        top2 = np.sort(scores, axis=-1)[:, -2:]
+        clear = (top2[:, 1] - top2[:, 0]) > 1e-6
+    if not np.array_equal(cls.astype(np.int64)[clear], expected.astype(np.int64)[clear]):
+        report.problems.append(f"output {name + CLASS_SUFFIX!r} does not follow from "
+                               f"{name!r} ({kind})")

@@ -49,12 +49,24 @@ def describe_outputs(model: Any) -> dict[str, dict[str, Any]]:
 
 
 def _output_layer(model: Any, name: str):
+    """The layer that computes output ``name``, looking through pass-through layers (graph
+    models name their outputs with an ``Identity`` layer after the head)."""
+    import keras
+
     output = model.output
     if isinstance(output, dict):
         tensor = output[name]
     else:
         tensor = dict(zip(model.output_names, model.outputs))[name]
-    return tensor._keras_history.operation, tensor
+    layer = tensor._keras_history.operation
+    while (isinstance(layer, keras.layers.Identity)
+           or (isinstance(layer, keras.layers.Activation) and _activation_name(layer) == "linear")):
+        node = layer._inbound_nodes[tensor._keras_history.node_index]
+        if len(node.input_tensors) != 1:
+            break
+        tensor = node.input_tensors[0]
+        layer = tensor._keras_history.operation
+    return layer, tensor
 
 
 def _activation_name(layer: Any) -> str | None:

@@ -134,3 +134,23 @@ def test_importing_export_does_not_import_tensorflow():
             "assert callable(kspec.export); "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_kspec_graph_model_outputs_keep_their_names(tmp_path):
+    """A spec's graph model (shared trunk, two heads named by Identity layers) exports with
+    one signature key per named output, and class outputs see through the Identity."""
+    import kspec
+    from kspec.build.model import build_model
+
+    spec = kspec.load_spec(Path(__file__).resolve().parents[2] / "specs" / "multitask.yaml")
+    model = build_model(spec)
+    x = np.random.default_rng(0).normal(size=(16, 10)).astype("float32")
+    result = export(model, tmp_path, spec=spec, sample=x, class_outputs=True)
+    assert result.name == "multitask_diabetes"
+    assert sorted(result.signature["outputs"]) == [
+        "high_risk", "high_risk_class", "high_risk_probability", "progression"]
+    _, fn = _load_signature(result.path)
+    served = {k: v.numpy() for k, v in fn(patient=x).items()}
+    want = dict(zip(model.output_names, model.predict(x, verbose=0)))
+    np.testing.assert_allclose(served["progression"], want["progression"], atol=1e-5)
+    np.testing.assert_array_equal(served["high_risk_class"], want["high_risk"][:, 0] > 0.5)
