@@ -322,6 +322,9 @@ def _finish(tuner, plan: SearchPlan, project_dir: Path, role: str) -> SearchResu
         # fresh (unbuilt) optimizer is expected.
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         model = tuner.load_model(trial)
+    if getattr(model, "optimizer", None) is not None and not model.optimizer.built:
+        # Saved with a built optimizer, the model loads without a variable-count warning.
+        model.optimizer.build(model.trainable_variables)
     save_model_atomic(model, project_dir / "best_model.keras")
     result.best, result.best_spec = best, spec
     result.best_model_path = project_dir / "best_model.keras"
