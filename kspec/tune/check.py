@@ -39,9 +39,17 @@ def _errors_of(raw: Mapping[str, Any]) -> list[SpecError]:
     from kspec.spec.root import Spec
 
     try:
-        Spec.model_validate(raw)
+        spec = Spec.model_validate(raw)
     except ValidationError as e:
         return translate_errors(e, raw)
+    from kspec.diagnose.lint import lint_spec
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lint_spec(spec)  # combinations that cannot be right are errors for any value
+    except SpecError as e:
+        return list(e.errors)
     return []
 
 
@@ -224,9 +232,10 @@ def load_search(source: Any, overrides: Mapping[str, Any] | Iterable[str] | None
     if overrides:
         apply_overrides(raw, overrides)
     tree, spaces = check_spaces(raw, label)
-    default = SearchPlan(raw, tree, spaces, None, label)
-    default.default = default.validate(resolve(tree, default_choice))
-    return default
+    from kspec.spec.loader import validate
+
+    # The default configuration goes through the loader, lint warnings included.
+    return SearchPlan(raw, tree, spaces, validate(resolve(tree, default_choice), label), label)
 
 
 def raw_spec(source: Any, overrides: Mapping[str, Any] | Iterable[str] | None = None) -> dict:

@@ -142,3 +142,26 @@ def test_a_validation_objective_needs_a_validation_split(make_spec, separable):
     spec["data"]["splits"]["validation"] = 0.0
     with pytest.raises(SpecError, match="search.objective.*needs a validation split"):
         kspec.tune(spec, data=separable, verbose=0)
+
+
+def test_too_many_failures_in_a_row_stop_the_search_with_the_last_reason(tmp_path):
+    import numpy as np
+
+    from kspec.tune.distributed import TuneError
+
+    x = np.random.default_rng(0).normal(size=(80, 4)).astype("float32")
+    spec = {
+        "name": "hopeless", "data": {"splits": {"validation": 0.25}},
+        "model": {"inputs": [{"name": "x", "shape": [4]}],
+                  "layers": [{"type": "reshape", "target_shape": {"$choice": [[3, 3], [5, 5],
+                                                                              [7, 7]]}},
+                             {"type": "flatten"}, {"type": "dense", "units": 1}]},
+        "training": {"loss": "mse", "epochs": 1, "verbose": 0},
+        "search": {"tuner": "grid", "max_trials": 3, "max_consecutive_failures": 2,
+                   "directory": str(tmp_path)},
+    }
+    with pytest.raises(TuneError, match=r"2 trials in a row failed.*model.layers\[0\]"):
+        kspec.tune(spec, data=(x, x[:, 0]), verbose=0)
+    rows = list(csv.DictReader(open(tmp_path / "hopeless" / "trials.csv")))
+    assert [r["status"] for r in rows] == ["FAILED", "FAILED"]
+    assert not (tmp_path / "hopeless" / "best_spec.yaml").exists()
