@@ -59,26 +59,14 @@ def wrap_for_loss_weighting(model: Any, spec: Spec) -> Any:
     """``model`` wrapped for ``training.loss_weighting: uncertainty`` (else unchanged).
 
     The wrapper (``kspec.components.multitask``, Kendall & Cipolla) learns one
-    log-variance ``s`` per output and trains on ``sum exp(-s) * loss + s``.
+    log-variance ``s`` per output and trains on ``sum exp(-s) * loss + s``; its
+    ``from_spec`` checks the outputs and losses with spec paths.
     """
-    t = spec.training
-    if t.loss_weighting != "uncertainty":
+    if spec.training.loss_weighting != "uncertainty":
         return model
-    outputs = list(model.output_names)
-    if len(outputs) < 2:
-        raise SpecError("training.loss_weighting", "uncertainty weighting combines the losses "
-                        "of several outputs; this model has one", value="uncertainty",
-                        valid="'fixed', or a graph model with several outputs")
-    if t.loss_weights:
-        raise SpecError("training.loss_weights", "fixed loss_weights and loss_weighting: "
-                        "uncertainty exclude each other (the weights are learned)",
-                        value=t.loss_weights)
-    from kspec.components.multitask import with_uncertainty_weighting
+    from kspec.components.multitask import from_spec
 
-    losses = _per_output(t.loss, LOSSES.build, "training.loss", outputs)
-    if not isinstance(losses, dict):
-        losses = {outputs[0]: losses}
-    return with_uncertainty_weighting(model, losses)
+    return from_spec(model, spec)
 
 
 def _uncertainty_compile(model: Any, spec: Spec, opt: Any) -> Any:

@@ -97,7 +97,8 @@ def set_trainable(model: Any, spec: Any, selector: Any, path: str,
         return
     if not bases:
         if getattr(selector, "pattern", None) is not None:
-            _by_pattern(model.layers, selector.pattern, [l.name for l in model.layers], path)
+            names = [layer.name for layer in model.layers]
+            _by_pattern(model.layers, selector.pattern, names, path)
             return
         raise SpecError(f"{path}.trainable", "this model has no transfer base to freeze",
                         value=selector if isinstance(selector, str) else selector.model_dump(),
@@ -110,14 +111,14 @@ def set_trainable(model: Any, spec: Any, selector: Any, path: str,
         inner = list(getattr(base, "layers", [base]))
         _set_all(base, True)  # the selector then freezes the rest
         if getattr(selector, "last", None) is not None:
-            weighted = [l for l in inner if _has_weights(l)]
-            keep = {id(l) for l in weighted[len(weighted) - selector.last:]}
+            weighted = [layer for layer in inner if _has_weights(layer)]
+            keep = {id(layer) for layer in weighted[-selector.last:]}  # all when N > count
             for layer in inner:
                 if layer is not base:
                     layer.trainable = id(layer) in keep
         else:
-            names = [l.name for l in inner]
-            _by_pattern([l for l in inner if l is not base], selector.pattern, names, path)
+            names = [layer.name for layer in inner]
+            _by_pattern([la for la in inner if la is not base], selector.pattern, names, path)
     keep_batch_norm_frozen(model, spec)
 
 

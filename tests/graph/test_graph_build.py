@@ -27,7 +27,8 @@ def test_multi_input_graph_builds_with_repeated_residual_blocks():
     assert model.output_names == ["label", "value"]
     assert [t.name for t in model.inputs] == ["image", "meta"]
     # repeat: 2 makes two residual additions with their own convolutions
-    assert {"body_0_residual", "body_1_residual", "body_0_conv2d_0", "body_1_conv2d_0"} <= set(names)
+    expected = {"body_0_residual", "body_1_residual", "body_0_conv2d_0", "body_1_conv2d_0"}
+    assert expected <= set(names)
     w0 = model.get_layer("body_0_conv2d_0").kernel
     w1 = model.get_layer("body_1_conv2d_0").kernel
     assert w0 is not w1 and not np.allclose(np.asarray(w0), np.asarray(w1))

@@ -123,10 +123,10 @@ def test_learned_uncertainty_weighting_trains_both_heads(tmp_path):
 
 def test_uncertainty_weighting_needs_several_outputs_and_no_fixed_weights(tiny_spec,
                                                                          tiny_classification):
-    with pytest.raises(SpecError, match=r"training\.loss_weights: fixed loss_weights and "
-                       "loss_weighting: uncertainty exclude each other"):
+    with pytest.raises(SpecError, match=r"training\.loss_weights: fixed loss_weights cannot "
+                       "be combined with loss_weighting: uncertainty"):
         kspec.train.fit.prepare(two_head_spec(loss_weighting="uncertainty"), _data())
     tiny_spec["training"]["loss_weighting"] = "uncertainty"
     with pytest.raises(SpecError, match=r"training\.loss_weighting: uncertainty weighting "
-                       "combines the losses of several outputs"):
+                       "balances the losses of several outputs"):
         kspec.train.fit.prepare(tiny_spec, tiny_classification)
