@@ -235,8 +235,9 @@ def _check_initializer(layer, lpath: str, act: _Act, is_output: bool, found: lis
                      "glorot_normal, which keep tanh/sigmoid out of saturation")
     elif explicit and "glorot" in tags and "relu_like" in act_tags:
         found.append(f"{ipath}: {name!r} is scaled for tanh/sigmoid; with {act.name!r} "
-                     f"({act.path}) half the units are cut off, so he_normal or he_uniform "
-                     "(variance 2/fan_in) keeps the signal from shrinking layer after layer")
+                     f"({act.path}) the units pass only part of their input on, so he_normal or "
+                     "he_uniform (variance 2/fan_in) keeps the signal from shrinking layer "
+                     "after layer")
     elif "self_normalizing" in act_tags and "lecun" not in tags:
         found.append(f"{ipath}: 'selu' self-normalizes only with lecun_normal weights "
                      f"(received {name!r})")

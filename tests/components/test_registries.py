@@ -18,7 +18,8 @@ _BUILTIN = lambda reg: [e.name for e in reg.entries() if "user" not in e.tags]  
 def test_activation(name, tmp_path):
     entry = registry.ACTIVATIONS.get(name)
     # Maxout halves the width (pieces=2); every other activation keeps it.
-    init = "lecun_normal" if "self_normalizing" in entry.tags else "glorot_uniform"
+    init = ("lecun_normal" if "self_normalizing" in entry.tags else
+            "he_normal" if "relu_like" in entry.tags else "glorot_uniform")
     layers = [{"type": "dense", "units": 4, "activation": name, "name": "hidden",
                "kernel_initializer": init},
               {"type": "dense", "units": 1, "name": "out"}]
