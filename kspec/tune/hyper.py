@@ -139,10 +139,14 @@ class SpecHyperModel(kt.HyperModel):
                if self.data.validation is not None else None)
         guard = _StopOnNonFinite()
         cbs = list(callbacks or []) + _spec_callbacks(spec) + self.callbacks + [guard]
-        history = model.fit(train, validation_data=val, epochs=epochs or self.epochs,
-                            initial_epoch=initial_epoch, steps_per_epoch=t.steps_per_epoch,
-                            class_weight=_class_weight(spec, self.data.train.y), callbacks=cbs,
-                            verbose=0, shuffle=False)
+        common = dict(validation_data=val, steps_per_epoch=t.steps_per_epoch,
+                      class_weight=_class_weight(spec, self.data.train.y), callbacks=cbs,
+                      verbose=0, shuffle=False)
+        if t.phases and epochs is None:
+            history = self._fit_phases(model, spec, train, common)
+        else:
+            history = model.fit(train, epochs=epochs or self.epochs,
+                                initial_epoch=initial_epoch, **common)
         # The History keeps the model alive; KerasTuner only needs the numbers
         # (memory growth across trials: keras-team/keras-tuner#395, #873, #1031).
         history.set_model(None)
@@ -154,6 +158,24 @@ class SpecHyperModel(kt.HyperModel):
             raise ObjectiveMissing(SpecError(
                 "search.objective", f"the model does not log {objective!r}",
                 valid=sorted(history.history), hint=None))
+        return history
+
+
+    @staticmethod
+    def _fit_phases(model, spec, train, common):
+        """Train phase by phase like ``kspec fit`` (transfer learning: frozen base first)."""
+        from kspec.train.compile import compile_model
+        from kspec.train.phases import run_phases
+
+        def fit_one(index, initial_epoch, epochs):
+            return model.fit(train, initial_epoch=initial_epoch, epochs=epochs, **common)
+
+        def recompile(optimizer, path):
+            compile_model(model, spec, optimizer=optimizer, optimizer_path=path)
+
+        joined, _ = run_phases(model, spec, fit_one, recompile)
+        history = keras.callbacks.History()
+        history.history = joined
         return history
 
 
@@ -219,6 +241,8 @@ class _KspecTuner:
         start = time.perf_counter()
         try:
             spec = self.hypermodel.resolve(hp)
+            if spec.training.phases and "tuner/epochs" not in hp.values:
+                record["epochs"] = None  # the phases set their own epochs
             from kspec.spec import to_yaml
 
             (trial_dir / "spec.yaml").write_text(to_yaml(spec), encoding="utf-8")

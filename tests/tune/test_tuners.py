@@ -165,3 +165,24 @@ def test_too_many_failures_in_a_row_stop_the_search_with_the_last_reason(tmp_pat
     rows = list(csv.DictReader(open(tmp_path / "hopeless" / "trials.csv")))
     assert [r["status"] for r in rows] == ["FAILED", "FAILED"]
     assert not (tmp_path / "hopeless" / "best_spec.yaml").exists()
+
+
+def test_training_phases_run_inside_trials(make_spec, separable):
+    import json
+
+    spec = make_spec(tuner="grid", max_trials=2)
+    spec["training"]["optimizer"] = {"type": "adam", "learning_rate": 0.01}
+    spec["training"]["epochs"] = 1
+    spec["training"]["phases"] = [
+        {"name": "warm", "trainable": "all"},
+        {"name": "tune", "trainable": "all",
+         "optimizer": {"type": "sgd", "learning_rate": {"$choice": [0.001, 0.1]}}},
+    ]
+    result = kspec.tune(spec, data=separable, verbose=0)
+    assert [r.status for r in result.trials] == ["COMPLETED", "COMPLETED"]
+    for r in result.trials:
+        record = json.loads((result.project_dir / f"trial_{r.trial_id}" /
+                             "kspec_trial.json").read_text())
+        assert record["epochs_run"] == 2  # one epoch per phase
+    assert result.best_spec.training.phases[1].optimizer["type"] == "sgd"
+    assert result.best_spec.training.epochs == 1  # the phases' own epochs are kept
