@@ -171,3 +171,41 @@ def test_keras_applications_by_name_with_local_weights(tmp_path):
     spec["model"]["base"]["weights"] = str(tmp_path / "missing.h5")
     with pytest.raises(SpecError, match=r"model\.base\.weights: weights file not found"):
         kspec.build(kspec.load_spec(spec))
+
+
+def _trainable(model, base="base"):
+    return {layer.name: layer.trainable for layer in model.get_layer(base).layers
+            if layer.weights}
+
+
+def test_phase_selectors_on_a_graph_base_block(pretrained, tiny_classification):
+    from kspec.train.phases import set_trainable
+
+    spec = {
+        "name": "graph_fine", "data": {"splits": {"validation": 0.2}},
+        "model": {"inputs": [{"name": "features", "shape": [4]}], "blocks": [
+            {"name": "backbone", "inputs": "features",
+             "base": {"path": str(pretrained.run_dir), "cut_at": "embed"}},
+            {"name": "head", "inputs": "backbone", "layers": [
+                {"type": "dense", "units": 4, "trainable": False, "name": "fixed"},
+                {"type": "dense", "units": 3, "activation": "softmax"}]}]},
+        "training": {"loss": "sparse_categorical_crossentropy", "verbose": 0},
+    }
+    spec_obj, _, model = kspec.train.fit.prepare(spec, tiny_classification)
+    assert spec_obj.model.base_names() == ["backbone"]
+    state = {layer.name: layer.trainable for layer in model.layers}
+    assert _trainable(model, "backbone") == {"bn": False, "hidden": False, "embed": False}
+
+    set_trainable(model, spec_obj, kspec.spec.training.NamePattern(pattern="hid"), "p", state)
+    assert _trainable(model, "backbone") == {"bn": False, "hidden": True, "embed": False}
+    set_trainable(model, spec_obj, kspec.spec.training.LastN(last=5), "p", state)
+    # batch norm of a frozen base stays frozen (inference mode) even when "selected"
+    assert _trainable(model, "backbone") == {"bn": False, "hidden": True, "embed": True}
+    set_trainable(model, spec_obj, "all", "p", state)
+    assert model.get_layer("fixed").trainable is False  # frozen by the spec: every phase
+    set_trainable(model, spec_obj, "head", "p", state)
+    assert not any(_trainable(model, "backbone").values())
+    with pytest.raises(SpecError, match=r"p\.trainable\.pattern: no layer with weights "
+                       r"matches \['nothing'\]"):
+        set_trainable(model, spec_obj, kspec.spec.training.NamePattern(pattern="nothing"), "p",
+                      state)
