@@ -62,7 +62,43 @@ def lint_spec(spec: Any) -> list[str]:
         _check_stack(stack, path, output_layer_paths, found)
     _check_losses(spec, outputs, found)
     _check_weighting(spec, outputs)
+    _check_packed_targets(spec)
     return found
+
+
+def _metric_refs(spec, output: str) -> list[tuple[Any, str]]:
+    metrics = spec.training.metrics
+    if isinstance(metrics, dict):
+        return [(m, f"training.metrics.{output}[{i}]")
+                for i, m in enumerate(metrics.get(output, []))]
+    return [(m, f"training.metrics[{i}]") for i, m in enumerate(metrics)]
+
+
+def _check_packed_targets(spec) -> None:
+    """Fairness metrics read the group from the last target column; everything else on
+    that output must know the column is there."""
+    losses = _losses(spec)
+    for out_name, (ref, path) in losses.items():
+        loss = registry.LOSSES.split_ref(ref, path)[0]
+        packed = "packed_groups" in loss.tags
+        for mref, mpath in _metric_refs(spec, out_name):
+            entry, params = registry.METRICS.split_ref(mref, mpath)
+            if "packed_groups" in entry.tags and not packed:
+                raise SpecError(mpath, f"{entry.name!r} reads each example's group from the "
+                                "last target column, but the loss does not expect that column",
+                                value=entry.name, valid=f"loss: {{type: label_columns, loss: "
+                                f"{loss.name}}} with targets from pack_groups(labels, groups)")
+            if packed and "packed_groups" not in entry.tags:
+                raise SpecError(mpath, f"{entry.name!r} would read the group column as part "
+                                "of the label (the targets are packed for label_columns)",
+                                value=entry.name,
+                                valid="subgroup_accuracy, subgroup_accuracy_gap, "
+                                "statistical_parity")
+            group, groups = params.get("group", 0), params.get("num_groups", 2)
+            if isinstance(group, int) and isinstance(groups, int) and not 0 <= group < groups:
+                raise SpecError(f"{mpath}.group", f"group {group} does not exist with "
+                                f"num_groups {groups}", value=group,
+                                valid=f"0 .. {groups - 1} (or raise num_groups)")
 
 
 def _check_weighting(spec, outputs: dict) -> None:
@@ -205,7 +241,9 @@ def _check_activation(act: _Act) -> None:
 def _check_initializer(layer, lpath: str, act: _Act, is_output: bool, found: list[str]) -> None:
     ipath = f"{lpath}.kernel_initializer"
     name, tags, params = _tags(registry.INITIALIZERS, layer.kernel_initializer)
-    explicit = "kernel_initializer" in layer.model_fields_set
+    # Glorot-uniform is Keras's default: a resolved spec (defaults written out) names it on
+    # every layer, so only a Glorot variant someone picked on purpose is questioned.
+    chosen = "kernel_initializer" in layer.model_fields_set and name != "glorot_uniform"
     if "fixed_kernel" in tags:
         if layer.type != "conv2d":
             raise SpecError(ipath, f"{name!r} is an image filter for conv2d kernels; this is a "
@@ -233,7 +271,7 @@ def _check_initializer(layer, lpath: str, act: _Act, is_output: bool, found: lis
         found.append(f"{ipath}: {name!r} is scaled for ReLU-like activations (variance "
                      f"2/fan_in); with {act.name!r} ({act.path}) use glorot_uniform or "
                      "glorot_normal, which keep tanh/sigmoid out of saturation")
-    elif explicit and "glorot" in tags and "relu_like" in act_tags:
+    elif chosen and "glorot" in tags and "relu_like" in act_tags:
         found.append(f"{ipath}: {name!r} is scaled for tanh/sigmoid; with {act.name!r} "
                      f"({act.path}) the units pass only part of their input on, so he_normal or "
                      "he_uniform (variance 2/fan_in) keeps the signal from shrinking layer "
