@@ -94,6 +94,12 @@ def _plan(model: Any) -> tuple[dict[int, Any], list[tuple[str, str]]]:
 
     plan, skipped = {}, []
     for bn in model.layers:
+        if isinstance(bn, keras.Model):  # e.g. a pretrained base in transfer learning
+            skipped += [(f"{bn.name}/{inner.name}", f"inside the nested model {bn.name!r} "
+                         "(only the top-level graph is folded)")
+                        for inner in bn._flatten_layers(include_self=False)
+                        if isinstance(inner, keras.layers.BatchNormalization)]
+            continue
         if not isinstance(bn, keras.layers.BatchNormalization):
             continue
         bn_nodes = _nodes_in(model, bn)

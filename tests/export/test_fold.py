@@ -141,3 +141,16 @@ def test_a_batch_norm_output_keeps_its_name(tmp_path):
     x = np.random.default_rng(3).normal(size=(6, 5)).astype("float32")
     exported = export(model, tmp_path, sample=x, fold_batchnorm=True, format="keras")
     assert list(exported.signature["outputs"]) == ["score"] and exported.check.passed
+
+
+def test_batch_norms_inside_nested_models_are_reported():
+    import keras
+
+    base = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3),
+                             keras.layers.BatchNormalization(name="inner_bn")], name="base")
+    inp = keras.Input((4,), name="x")
+    model = keras.Model(inp, keras.layers.Dense(2, name="head")(base(inp)))
+    result = fold_batch_norm(model)
+    assert result.folded == []
+    assert result.skipped == [("base/inner_bn", "inside the nested model 'base' (only the "
+                                                "top-level graph is folded)")]
