@@ -81,6 +81,8 @@ def train_ensemble(spec: Spec, data: Any, first_model: Any, run_dir: Path, *,
     seeds = member_seeds(spec)
     members, records, histories, phases = [], [], [], []
     for k, seed in enumerate(seeds):
+        if spec.training.verbose != 0:
+            print(f"ensemble member {k + 1}/{len(seeds)} (seed {seed})", flush=True)
         member_spec = spec.model_copy(update={"seed": seed, "ensemble": None})
         if k == 0 and seed == spec.seed:
             model = first_model
