@@ -97,6 +97,7 @@ USER_MODULE = textwrap.dedent('''
             {"type": "scaled_dense", "units": 3, "factor": 0.5},
             {"type": "dense", "units": 4, "activation": "cube",
              "kernel_regularizer": "sum_penalty"},
+            {"type": "dense", "units": 4, "activation": {"type": "maxout", "pieces": 2}},
             {"type": "dense", "units": 1, "kernel_initializer": "halves"},
         ]},
         "training": {"loss": "doubled_mse", "metrics": ["max_abs_error"], "epochs": 1},
@@ -141,6 +142,7 @@ def test_user_components_train_save_and_load_in_a_fresh_process(user_module, tmp
         import sys, numpy as np, keras
         sys.path.insert(0, {str(folder)!r})
         import my_components
+        import kspec.components  # kspec's own classes (Maxout here)
         m = keras.saving.load_model({str(tmp_path / 'model.keras')!r}, safe_mode=True)
         x = np.load({str(tmp_path / 'x.npy')!r})
         np.testing.assert_allclose(np.asarray(m({{"x": x}})),
