@@ -33,7 +33,9 @@ def default_phases(spec: Any) -> list[dict[str, Any]]:
 
 
 def _has_weights(layer: Any) -> bool:
-    return bool(layer.weights)
+    # Weights a phase can train: fitted statistics (normalization, BN moving averages) are
+    # non-trainable variables and do not make a layer count.
+    return any(getattr(v, "trainable", False) for v in layer.weights)
 
 
 def _set_all(layer: Any, value: bool) -> None:
@@ -111,7 +113,10 @@ def set_trainable(model: Any, spec: Any, selector: Any, path: str,
         inner = list(getattr(base, "layers", [base]))
         _set_all(base, True)  # the selector then freezes the rest
         if getattr(selector, "last", None) is not None:
-            weighted = [layer for layer in inner if _has_weights(layer)]
+            # Batch norm of a frozen base stays frozen, so it is not one of the N.
+            skip_bn = name in _frozen_bases(spec)
+            weighted = [layer for layer in inner if _has_weights(layer) and not (
+                skip_bn and type(layer).__name__ == "BatchNormalization")]
             keep = {id(layer) for layer in weighted[-selector.last:]}  # all when N > count
             for layer in inner:
                 if layer is not base:
