@@ -26,8 +26,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     quiet_tensorflow()
     from kspec.export.errors import ExportError
-    from kspec.export.predict import (format_predictions, load_predictor, read_inputs,
-                                      write_predictions)
+    from kspec.export.predict import (add_labels, format_predictions, load_predictor,
+                                      read_inputs, write_predictions)
 
     try:
         predictor = load_predictor(args.model)
@@ -35,7 +35,7 @@ def run(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     inputs = read_inputs(args.inputs, predictor)
-    outputs = predictor.run(inputs)
+    outputs = add_labels(predictor.run(inputs), predictor.metadata.get("class_names"))
     rows = len(next(iter(inputs.values())))
     print(f"{predictor.kind} {predictor.path}: {rows} rows", file=sys.stderr)
     if args.output:

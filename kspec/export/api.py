@@ -219,8 +219,7 @@ def export(
                         fold.as_dict() if fold is not None else None, meta)
 
 
-def _class_names(src: Any) -> dict[str, list] | None:
-    """Class names known from the data (bundled datasets carry ``target_names``)."""
+def _class_names(src: Any) -> list | dict | None:
+    """Class names known from the data (bundled tables, image folders, TFDS, CSV labels)."""
     meta = getattr(src.data, "meta", None) or {}
-    names = {k: v for k, v in meta.items() if k.endswith("_names") and k != "feature_names"}
-    return names or None
+    return meta.get("class_names")

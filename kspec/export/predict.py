@@ -237,6 +237,26 @@ def _images(files: list[Path], inputs: dict[str, dict[str, Any]]) -> dict[str, n
 # ----------------------------------------------------------------------------- output
 
 
+def add_labels(outputs: dict[str, np.ndarray], class_names: Any) -> dict[str, np.ndarray]:
+    """Add ``NAME_label`` (the class name) next to each ``NAME_class`` output, when the
+    export's metadata knows the class names (one list, or one list per output)."""
+    from kspec.export.signature import CLASS_SUFFIX
+
+    out = dict(outputs)
+    classes = [k for k in outputs if k.endswith(CLASS_SUFFIX)]
+    for key in classes:
+        base = key[: -len(CLASS_SUFFIX)]
+        names = class_names.get(base) if isinstance(class_names, dict) else (
+            class_names if len(classes) == 1 else None)
+        if not isinstance(names, list):
+            continue
+        index = outputs[key].astype(np.int64)
+        if index.size and (index.min() < 0 or index.max() >= len(names)):
+            continue  # names that do not fit the classes: better none than wrong ones
+        out[base + "_label"] = np.asarray([str(n) for n in names])[index]
+    return out
+
+
 def write_predictions(outputs: dict[str, np.ndarray], path: str | Path) -> None:
     """Write predictions as ``.npz``, ``.json`` or ``.csv`` (one column per value)."""
     path = Path(path)
@@ -270,7 +290,9 @@ def format_predictions(outputs: dict[str, np.ndarray], limit: int = 20) -> str:
     from kspec.export.signature import CLASS_SUFFIX, PROBABILITY_SUFFIX
 
     def rank(name: str) -> int:
-        return 0 if name.endswith(CLASS_SUFFIX) else 1 if name.endswith(PROBABILITY_SUFFIX) else 2
+        if name.endswith("_label"):
+            return 0
+        return 1 if name.endswith(CLASS_SUFFIX) else 2 if name.endswith(PROBABILITY_SUFFIX) else 3
 
     cols = _columns({k: outputs[k] for k in sorted(outputs, key=lambda n: (rank(n), n))})
     if not cols:
@@ -283,7 +305,12 @@ def format_predictions(outputs: dict[str, np.ndarray], limit: int = 20) -> str:
         cells = []
         for n, w in zip(names, widths):
             v = cols[n][r]
-            cells.append(f"{v:>{w}d}" if np.issubdtype(type(v), np.integer) else f"{v:>{w}.5g}")
+            if isinstance(v, str):
+                cells.append(f"{v:>{w}}")
+            elif np.issubdtype(type(v), np.integer):
+                cells.append(f"{v:>{w}d}")
+            else:
+                cells.append(f"{v:>{w}.5g}")
         lines.append(f"{r:<5} " + "  ".join(cells))
     if len(cols) > len(names):
         lines.append(f"({len(cols) - len(names)} more columns: write them all with --output)")

@@ -153,7 +153,7 @@ def sample_inputs(source: Source, rows: int, sample: Any = None,
         from kspec.data.sources import load_data
 
         try:
-            data = load_data(source.spec)
+            data = source.data = load_data(source.spec)  # kept: its meta has class names
         except (SpecError, DataError, OSError) as e:
             warnings.warn(f"export check: cannot reload the run's data ({e}); using random "
                           "inputs instead", stacklevel=3)

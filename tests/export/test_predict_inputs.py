@@ -68,3 +68,16 @@ def test_written_predictions_round_trip(tmp_path):
     assert table.splitlines()[0].split() == ["row", "p_class", "p[0]", "p[1]"]
     with pytest.raises(DataError, match="unsupported output type '.txt'"):
         write_predictions(outputs, tmp_path / "o.txt")
+
+
+def test_class_names_from_the_metadata_label_the_classes():
+    from kspec.export.predict import add_labels
+
+    outputs = {"kind_class": np.array([2, 0]), "kind": np.zeros((2, 3), "float32")}
+    labelled = add_labels(outputs, ["cat", "dog", "owl"])
+    assert labelled["kind_label"].tolist() == ["owl", "cat"]
+    assert format_predictions(labelled).splitlines()[1].split()[:3] == ["0", "owl", "2"]
+    # Per-output names for multi-output models; names that do not fit are not guessed.
+    assert add_labels(outputs, {"kind": ["a", "b", "c"]})["kind_label"].tolist() == ["c", "a"]
+    assert "kind_label" not in add_labels(outputs, ["only", "two"])
+    assert "kind_label" not in add_labels(outputs, None)
