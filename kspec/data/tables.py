@@ -86,13 +86,12 @@ def frames_to_splits(frames: dict[str, Any], src: Any, input_names: list[str], w
     import pandas as pd
 
     labels = label_columns(src.label)
-    out_key = "label" if isinstance(src.label, str) else "label"
     meta: dict[str, Any] = {}
     codes: dict[str, list] = {}
     for output, col in labels.items():
         for split, frame in frames.items():
             if col not in frame.columns:
-                path = f"{where}.{out_key}" + (f".{output}" if output else "")
+                path = f"{where}.label" + (f".{output}" if output else "")
                 raise SpecError(path, f"{files[split]} has no column {col!r}",
                                 valid=list(frame.columns), hint=suggest(col, frame.columns))
         if not all(pd.api.types.is_numeric_dtype(f[col]) for f in frames.values()):
@@ -114,7 +113,7 @@ def frames_to_splits(frames: dict[str, Any], src: Any, input_names: list[str], w
                 ys[output] = frame[col].to_numpy()
         y = ys.get(None) if None in ys else (ys or None)
         out[split] = Split(x, y)
-        meta.setdefault("feature_names", {k: v for k, v in groups.items()})
+        meta.setdefault("feature_names", dict(groups))
     if len(meta.get("feature_names", {})) == 1:
         meta["feature_names"] = next(iter(meta["feature_names"].values()))
     return out, meta
