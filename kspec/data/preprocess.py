@@ -173,7 +173,9 @@ def _refit_test(spec: Spec, data: Data, fitted: dict[str, list[Fitted]]) -> None
     For every input, ``x' = train^-1(test(x))``: feeding ``x'`` to the model's layers
     (fitted on train) yields exactly the test split normalized with its own statistics.
     """
-    raw = data.meta.setdefault("_raw_test_x", dict(data.test.x))
+    if data.raw_test_x is None:
+        data.raw_test_x = dict(data.test.x)
+    raw = data.raw_test_x
     on_test = fit_preprocessing(spec, raw)
     for name, steps in on_test.items():
         if not steps:

@@ -48,6 +48,8 @@ class Data:
     test: Split | None = None
     source: str = "<arrays>"
     meta: dict[str, Any] = field(default_factory=dict)
+    # The test features as read, kept when data.fit_test_separately rewrites data.test.x.
+    raw_test_x: Arrays | None = field(default=None, repr=False)
 
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
         return {k: tuple(v.shape[1:]) for k, v in self.train.x.items()}
