@@ -107,3 +107,12 @@ def per_class_accuracy(class_id: int = 0, threshold: float = 0.5, name: str | No
     from kspec.components.metrics import PerClassAccuracy
 
     return PerClassAccuracy(class_id=class_id, threshold=threshold, name=name)
+
+
+@METRICS.register("balanced_accuracy", tags=("multiclass", "sparse"))
+def balanced_accuracy(num_classes: int = 2, threshold: float = 0.5,
+                      name: str = "balanced_accuracy"):
+    """mean of the per-class accuracies (not fooled by a majority class)"""
+    from kspec.components.metrics import BalancedAccuracy
+
+    return BalancedAccuracy(num_classes=num_classes, threshold=threshold, name=name)

@@ -18,6 +18,7 @@ from kspec.components.activations import Maxout
 from kspec.components.initializers import FixedKernel
 from kspec.components.losses import ContentLoss, LabelColumnsLoss, StyleLoss, gram_matrix
 from kspec.components.metrics import (
+    BalancedAccuracy,
     PerClassAccuracy,
     StatisticalParity,
     SubgroupAccuracy,
@@ -32,14 +33,9 @@ from kspec.components.multitask import (
 )
 
 
-def import_all() -> None:
-    """Nothing left to do: importing the package registered every class (kept for callers
-    that want to say so explicitly)."""
-
-
 __all__ = [
-    "ContentLoss", "FixedKernel", "LabelColumnsLoss", "Maxout", "PerClassAccuracy",
+    "BalancedAccuracy", "ContentLoss", "FixedKernel", "LabelColumnsLoss", "Maxout", "PerClassAccuracy",
     "StatisticalParity", "StyleLoss", "SubgroupAccuracy", "SubgroupAccuracyGap",
-    "UncertaintyWeightedModel", "UncertaintyWeighting", "gram_matrix", "import_all",
+    "UncertaintyWeightedModel", "UncertaintyWeighting", "gram_matrix",
     "pack_groups", "uncertainty_weighted_total", "with_uncertainty_weighting",
 ]

@@ -254,3 +254,49 @@ class PerClassAccuracy(keras.metrics.Metric):
 
     def get_config(self):
         return {**super().get_config(), "class_id": self.class_id, "threshold": self.threshold}
+
+
+@keras.saving.register_keras_serializable(package="kspec")
+class BalancedAccuracy(keras.metrics.Metric):
+    """Mean of the per-class accuracies (recalls) over the classes seen so far.
+
+    Unlike accuracy it does not reward predicting the majority class: on a 90/10 split,
+    always answering the majority scores 0.9 accuracy but 0.5 balanced accuracy.
+
+    Example:
+        >>> m = BalancedAccuracy(num_classes=2)
+        >>> m.update_state([0, 0, 0, 1], [[0.1], [0.2], [0.3], [0.4]])
+        >>> float(m.result())
+        0.5
+    """
+
+    def __init__(self, num_classes: int = 2, threshold: float = 0.5,
+                 name="balanced_accuracy", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an integer of at least 2; received "
+                             f"num_classes={num_classes!r}")
+        self.num_classes, self.threshold = num_classes, threshold
+        self.correct = self.add_variable((num_classes,), "zeros", name="correct")
+        self.total = self.add_variable((num_classes,), "zeros", name="total")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        true = _true_classes(y_true)
+        onehot = ops.one_hot(true, self.num_classes, dtype=self.dtype)
+        hit = ops.cast(ops.equal(_classes(y_pred, self.threshold), true), self.dtype)
+        w = _weights(sample_weight, hit)
+        self.correct.assign_add(ops.sum(onehot * (hit * w)[:, None], axis=0))
+        self.total.assign_add(ops.sum(onehot * w[:, None], axis=0))
+
+    def result(self):
+        seen = ops.cast(self.total > 0, self.dtype)
+        recall = ops.divide_no_nan(self.correct, self.total)
+        return ops.divide_no_nan(ops.sum(recall * seen), ops.sum(seen))
+
+    def reset_state(self):
+        for v in (self.correct, self.total):
+            v.assign(ops.zeros_like(v))
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes,
+                "threshold": self.threshold}

@@ -62,7 +62,7 @@ def lint_spec(spec: Any) -> list[str]:
         _check_stack(stack, path, output_layer_paths, found)
     _check_losses(spec, outputs, found)
     _check_weighting(spec, outputs)
-    _check_packed_targets(spec)
+    _check_metrics(spec, outputs)
     return found
 
 
@@ -74,9 +74,9 @@ def _metric_refs(spec, output: str) -> list[tuple[Any, str]]:
     return [(m, f"training.metrics[{i}]") for i, m in enumerate(metrics)]
 
 
-def _check_packed_targets(spec) -> None:
+def _check_metrics(spec, outputs: dict[str, _Act | None]) -> None:
     """Fairness metrics read the group from the last target column; everything else on
-    that output must know the column is there."""
+    that output must know the column is there. Class counts must match the output."""
     losses = _losses(spec)
     for out_name, (ref, path) in losses.items():
         loss = registry.LOSSES.split_ref(ref, path)[0]
@@ -94,11 +94,28 @@ def _check_packed_targets(spec) -> None:
                                 value=entry.name,
                                 valid="subgroup_accuracy, subgroup_accuracy_gap, "
                                 "statistical_parity")
+            _check_classes(entry, params, mpath, outputs.get(out_name))
             group, groups = params.get("group", 0), params.get("num_groups", 2)
             if isinstance(group, int) and isinstance(groups, int) and not 0 <= group < groups:
                 raise SpecError(f"{mpath}.group", f"group {group} does not exist with "
                                 f"num_groups {groups}", value=group,
                                 valid=f"0 .. {groups - 1} (or raise num_groups)")
+
+
+def _check_classes(entry, params: dict, mpath: str, act: _Act | None) -> None:
+    units = act.units if act is not None else None
+    if not units or units < 2:
+        return  # one unit: a thresholded binary output, two classes
+    accepted = entry.accepted_params() or frozenset()
+    if "num_classes" in accepted and params.get("num_classes", 2) != units:
+        raise SpecError(f"{mpath}.num_classes" if "num_classes" in params else mpath,
+                        f"{entry.name!r} counts {params.get('num_classes', 2)} classes but the "
+                        f"output has {units} units", value=params.get("num_classes", 2),
+                        valid=f"num_classes: {units}")
+    class_id = params.get("class_id")
+    if entry.name == "per_class_accuracy" and isinstance(class_id, int) and class_id >= units:
+        raise SpecError(f"{mpath}.class_id", f"class {class_id} does not exist: the output has "
+                        f"{units} units", value=class_id, valid=f"0 .. {units - 1}")
 
 
 def _check_weighting(spec, outputs: dict) -> None:

@@ -18,6 +18,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from kspec.components import (  # noqa: E402
+    BalancedAccuracy,
     PerClassAccuracy,
     StatisticalParity,
     SubgroupAccuracy,
@@ -114,6 +115,17 @@ def test_per_class_accuracy_sparse_and_one_hot_agree():
         _stream(onehot, np.eye(3)[labels], preds, batch=3)
         assert float(sparse.result()) == pytest.approx(expected)
         assert float(onehot.result()) == pytest.approx(expected)
+
+
+def test_balanced_accuracy_is_the_mean_of_per_class_accuracies():
+    labels = np.array([0, 1, 2, 2, 2, 1, 0, 2])
+    preds = np.eye(3, dtype="float32")[[0, 2, 2, 1, 2, 1, 1, 0]]
+    m = BalancedAccuracy(num_classes=3)
+    _stream(m, labels, preds, batch=3)
+    assert float(m.result()) == pytest.approx((1 / 2 + 1 / 2 + 2 / 4) / 3)
+    majority = BalancedAccuracy()  # 9 of 10 rows are class 0; always predict class 0
+    majority.update_state(np.r_[np.zeros(9), 1], np.zeros((10, 1), "float32"))
+    assert float(majority.result()) == pytest.approx(0.5)
 
 
 def test_metrics_stream_inside_keras_evaluate_and_round_trip(tmp_path):

@@ -64,6 +64,11 @@ ERRORS = [
     ("group out of range", _spec([D(1, "sigmoid")], {"type": "label_columns"},
                                  metrics=[{"type": "subgroup_accuracy", "group": 2}]),
      "training.metrics[0].group", "group 2 does not exist with num_groups 2"),
+    ("class count", _spec([OUT_SOFTMAX], "cce", metrics=["balanced_accuracy"]),
+     "training.metrics[0]", "counts 2 classes but the output has 3 units"),
+    ("class id", _spec([OUT_SOFTMAX], "cce", metrics=[{"type": "per_class_accuracy",
+                                                       "class_id": 3}]),
+     "training.metrics[0].class_id", "class 3 does not exist"),
     ("wrapped loss checked too", _spec([D(1, "sigmoid")], {"type": "label_columns",
                                                           "loss": "bcx"}),
      "training.loss.loss", "did you mean 'bce'"),
@@ -121,6 +126,21 @@ def test_warnings_start_with_the_path(raw, start, fragment):
     assert len(found) == 1, found
     assert found[0].startswith(start), found[0]
     assert fragment in found[0]
+
+
+def test_graph_outputs_through_definitions_and_merges():
+    raw = {"model": {"inputs": [{"name": "x", "shape": [4]}],
+                     "definitions": {"head": {"layers": [D(3), {"type": "dropout", "rate": 0.1}]}},
+                     "blocks": [
+                         {"name": "left", "inputs": "x", "layers": [D(4, "relu")]},
+                         {"name": "right", "inputs": "x", "layers": [D(4, "tanh")]},
+                         {"name": "both", "inputs": ["left", "right"], "merge": "concatenate"},
+                         {"name": "cls", "inputs": "both", "use": "head"}],
+                     "outputs": [{"name": "cls"}, {"name": "both"}]},
+           "training": {"loss": {"cls": "cce", "both": "mse"}}}
+    found = _warnings(raw)
+    # The definition's last weighted layer is linear: the warning points into the definition.
+    assert len(found) == 1 and "model.definitions.head.layers[0].activation" in found[0]
 
 
 CLEAN = [

@@ -96,8 +96,12 @@ def test_loss(name, tmp_path):
 def test_metric(name, tmp_path):
     entry = registry.METRICS.get(name)
     recipe = h.recipe_for(entry.tags)
+    ref: object = name
+    units = recipe["layers"][-1]["units"]
+    if units > 1 and "num_classes" in (entry.accepted_params() or ()):
+        ref = {"type": name, "num_classes": units}  # the linter insists they match
     spec = h.spec_dict(recipe["layers"], recipe["loss"], shape=recipe["x"].shape[1:],
-                       metrics=[name])
+                       metrics=[ref])
     _, _, logs = h.roundtrip(spec, recipe["x"], recipe["y"], tmp_path, evaluate=True)
     assert len(logs) == 2, logs  # the loss and this metric
     assert all(np.isfinite(v).all() for v in logs.values())
