@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -361,6 +362,8 @@ def fit(spec: Any, data: Any = None, *, out: str | Path = "runs",
         rundir.write_json(run_dir / "meta.json", meta)
         raise
     seconds = time.perf_counter() - start
+    # Training finished: the per-phase resume state is of no further use.
+    shutil.rmtree(run_dir / "backup", ignore_errors=True)
 
     metrics = evaluate_splits(model, spec, loaded)
     task_weights = None
