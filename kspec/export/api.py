@@ -175,6 +175,8 @@ def export(
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)
                                 or version < 1):
         raise ExportError(f"version must be a positive integer (received: {version!r})")
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ExportError(f"samples must be a positive integer (received: {samples!r})")
     src = resolve(source, spec)
     model = src.model
     name = layout.check_name(name or (src.spec.name if src.spec else model.name))

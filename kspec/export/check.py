@@ -86,8 +86,13 @@ def as_output_dict(model: Any, values: Any) -> dict[str, np.ndarray]:
 
 def keras_predict(model: Any, inputs: Mapping[str, np.ndarray], batch_size: int = 256):
     """The Keras model's predictions on named inputs, keyed by output name."""
-    names = [t.name for t in model.inputs]
-    x = inputs[names[0]] if len(names) == 1 else {n: inputs[n] for n in names}
+    import keras
+
+    # Same structure as the model's own inputs (a tensor, a list or a dict), so Keras does
+    # not have to guess how named arrays map onto it.
+    x = keras.tree.map_structure(lambda t: inputs[t.name], model.input)
+    if isinstance(x, list) and len(x) == 1:
+        x = x[0]
     return as_output_dict(model, model.predict(x, batch_size=batch_size, verbose=0))
 
 
