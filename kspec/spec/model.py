@@ -466,8 +466,10 @@ class ModelSpec(Strict):
                     f".{key}", f"{key!r} belongs to the graph form; add 'blocks' (or remove "
                     f"{key!r})"))
         if not self.layers:
+            given = "layers" in self.model_fields_set
             raise RelativeSpecError(SpecError(
-                ".layers", "required key is missing",
+                ".layers", "a layer stack needs at least 1 layer" if given
+                else "required key is missing",
                 valid="a list of layers (stack form), or 'blocks' (graph form)"))
         seen: dict[str, int] = {}
         for i, layer in enumerate(self.layers):
