@@ -151,3 +151,33 @@ def test_fit_test_separately_needs_a_test_split(make_spec):
     with pytest.raises(SpecError) as e:
         input_layers(spec, load_data(spec, (x, y)))
     assert e.value.path == "data.fit_test_separately"
+
+
+def test_saved_and_exported_models_apply_the_training_statistics(make_spec, tmp_path):
+    """Every fitted layer round-trips through .keras (safe mode) and a SavedModel export."""
+    import keras
+    import tensorflow as tf
+
+    from kspec.build.model import build_model
+
+    x, y = _tabular()
+    spec = make_spec({"preprocessing": [{"type": "min_max", "range": [-1, 1]},
+                                        {"type": "zscore", "per": "global"},
+                                        {"type": "whiten", "method": "pca", "components": 2}],
+                      "augmentation": [{"type": "laplace_noise", "scale": 0.5},
+                                       {"type": "brightness", "delta": 0.5}]},
+                     layers=[{"type": "dense", "units": 3, "activation": "softmax"}])
+    data = load_data(spec, (x, y))
+    model = build_model(spec, data.input_shapes(), input_layers(spec, data))
+    raw = x[:20] * 1.5 + 3  # raw, unseen inputs
+    expected = np.asarray(model.predict(raw, verbose=0))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(raw, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    for layer in model.layers[1:4]:
+        for a, b in zip(layer.weights, loaded.get_layer(layer.name).weights):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    model.export(tmp_path / "saved", verbose=False)
+    serving = tf.saved_model.load(str(tmp_path / "saved")).signatures["serving_default"]
+    (served,) = serving(features=tf.constant(raw)).values()
+    np.testing.assert_allclose(np.asarray(served), expected, rtol=1e-5, atol=1e-6)
