@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -246,7 +247,11 @@ class _KspecTuner:
             from kspec.spec import to_yaml
 
             (trial_dir / "spec.yaml").write_text(to_yaml(spec), encoding="utf-8")
-            result = super().run_trial(trial, *args, **kwargs)
+            with warnings.catch_warnings():
+                # Hyperband continues a trial from another's checkpoint, which holds that
+                # trial's optimizer state; the new model's optimizer starts fresh on purpose.
+                warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+                result = super().run_trial(trial, *args, **kwargs)
         except kt.errors.FatalError:
             raise
         except Exception as e:  # noqa: BLE001 - any failure of one trial is recorded
