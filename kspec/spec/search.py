@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Literal
 
@@ -256,6 +257,27 @@ class Space:
         if self.kind == "bool":
             return body.default
         return body.min if body.default is None else body.default
+
+    def labels(self) -> list[Any]:
+        """The values a tuner sees for a choice: the options themselves when they are scalars
+        of one type, else a readable label per option (``adam``, ``sgd``, ``null``, ...)."""
+        options = self.body.values
+        scalar = all(isinstance(o, (str, int, float)) and not isinstance(o, bool)
+                     for o in options)
+        if scalar and len({type(o) for o in options}) == 1:
+            return list(options)
+        if scalar and all(isinstance(o, (int, float)) for o in options):
+            return [float(o) for o in options]  # KerasTuner refuses a mix of int and float
+        labels = []
+        for i, option in enumerate(options):
+            if isinstance(option, dict) and isinstance(option.get("type"), str):
+                labels.append(option["type"])
+            elif isinstance(option, (str, int, float, bool)) or option is None:
+                labels.append(option if isinstance(option, str) else json.dumps(option))
+            else:
+                labels.append(f"option{i}")
+        return [f"{label}#{i}" if labels.count(label) > 1 else label
+                for i, label in enumerate(labels)]
 
     def candidates(self) -> list[tuple[Any, tuple[PathPart, ...]]]:
         """Values to validate, each with where it is written: every option, both bounds."""

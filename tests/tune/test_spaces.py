@@ -142,6 +142,8 @@ def test_choice_labels_for_kerastuner():
     mixed = with_value("model.layers[1].rate", {"$choice": [0, 0.25]})
     _, spaces = parse_spaces(mixed)
     assert spaces[2].labels() == [0.0, 0.25]
+    _, spaces = parse_spaces(with_value("model.layers[0].units", {"$choice": [8, "8"]}))
+    assert spaces[0].labels() == ["8#0", "8#1"]  # 8 and "8" stay apart
     reg = with_value("model.layers[0].kernel_regularizer",
                      {"$choice": [None, {"type": "l2", "l2": 0.01}, {"type": "l2", "l2": 0.1}]})
     _, spaces = parse_spaces(reg)
