@@ -120,7 +120,8 @@ RUN_SPEC = {
     "data": {
         "source": {"type": "bundled", "name": "digits"},
         "splits": {"validation": 0.1, "test": 0.2},
-        "preprocessing": [{"type": "zscore", "per": "global"}],
+        "preprocessing": [{"type": "zscore", "per": "global"},
+                          {"type": "whiten", "method": "zca"}],
         "augmentation": [{"type": "gaussian_noise", "stddev": 0.3}, {"type": "flip"}],
     },
     "model": {

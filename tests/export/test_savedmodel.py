@@ -92,13 +92,15 @@ def test_run_directory_export_carries_metadata(trained_run, tmp_path):
     assert meta["check"]["passed"] is True
     assert meta["seed"] == 5
     spec_text = (result.path / "assets.extra" / "spec.yaml").read_text()
-    assert "name: digits_export" in spec_text and "zscore" in spec_text
+    assert "name: digits_export" in spec_text and "zscore" in spec_text and "zca" in spec_text
 
-    # The fitted z-score is inside the graph: raw pixels in, the model's answer out.
-    x = trained_run.data.test.x["image"][:16]
+    # The fitted z-score and whitening are inside the graph: raw pixels in, the answer out.
+    # Served on the raw test split, the export reproduces the accuracy the run recorded.
+    test = trained_run.data.test
     _, fn = _load_signature(result.path)
-    served = fn(image=x)["output"].numpy()
-    np.testing.assert_allclose(served, trained_run.model.predict(x, verbose=0), atol=1e-5)
+    served = fn(image=test.x["image"])
+    accuracy = float(np.mean(served["output_class"].numpy() == test.y))
+    assert accuracy == pytest.approx(trained_run.metrics["test"]["accuracy"], abs=1e-6)
 
 
 def test_versions_count_up_and_never_overwrite(tiny_model, tiny_sample, tmp_path):
