@@ -92,3 +92,20 @@ def test_predict_and_evaluate_with_tta(tmp_path):
     again = evaluate_tta(model, run.data.test, run.spec, scheme="flip")
     assert again["accuracy"] == pytest.approx(run.metrics["test_tta"]["accuracy"])
     assert "test_tta" in run.summary()
+
+
+def test_combining_multi_output_models_averages_each_output():
+    spec = {"name": "mo", "seed": 0, "model": {
+        "inputs": [{"name": "x", "shape": [3]}],
+        "blocks": [{"name": "a", "inputs": "x", "layers": [{"type": "dense", "units": 2}]},
+                   {"name": "b", "inputs": "x", "layers": [{"type": "dense", "units": 1}]}],
+        "outputs": [{"name": "a"}, {"name": "b"}]}, "training": {"loss": "mse"}}
+    first = kspec.build(kspec.load_spec(spec))
+    spec["seed"] = 1
+    second = kspec.build(kspec.load_spec(spec))
+    x = np.random.default_rng(0).normal(size=(4, 3)).astype("float32")
+    expected = [(np.asarray(p) + np.asarray(q)) / 2 for p, q in zip(first(x), second(x))]
+    combined = kspec.combine_ensemble([first, second])
+    assert combined.output_names == ["a", "b"]
+    for got, want in zip(combined.predict(x, verbose=0), expected):
+        np.testing.assert_allclose(got, want, atol=1e-6)
