@@ -121,6 +121,11 @@ def class_output_plan(model: Any, class_outputs: bool | Iterable[str]) -> dict[s
             plan[name] = act
         elif not automatic:
             plan[name] = "logits" if units > 1 else "logit"
+    taken = [n + suffix for n in plan for suffix in (CLASS_SUFFIX, PROBABILITY_SUFFIX)
+             if n + suffix in names]
+    if taken:
+        raise ExportError(f"class outputs would replace the model's own outputs {taken}; "
+                          "rename those outputs")
     if class_outputs is True and not plan:
         raise ExportError(f"class outputs asked for, but no output ends in softmax or sigmoid "
                           f"(outputs: {names}); name the outputs holding logits instead")
@@ -175,9 +180,9 @@ def write_savedmodel(model: Any, path: str | Path, plan: dict[str, str] | None =
     import keras
     import tensorflow as tf
 
+    input_names(model)  # distinct names, or the dict below would silently drop one
     specs = {t.name: tf.TensorSpec([None, *t.shape[1:]], dtype=t.dtype, name=t.name)
              for t in model.inputs}
-    input_names(model)
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(SIGNATURE_KEY, serving_function(model, plan), input_signature=[specs])
