@@ -226,3 +226,18 @@ def test_validating_specs_with_every_component_stays_tensorflow_free():
     out = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True,
                          text=True, cwd=h.Path(__file__).resolve().parents[2], timeout=60)
     assert out.stdout.strip() == "False False", out.stderr[-2000:]
+
+
+def test_bare_decorator_names_the_class_in_snake_case():
+    @kspec.register
+    class HalfLinear(keras.layers.Layer):
+        """multiplies by one half"""
+
+        def call(self, x):
+            return 0.5 * x
+
+    try:
+        entry = registry.LAYERS.get("half_linear")
+        assert entry.factory is HalfLinear and entry.description == "multiplies by one half"
+    finally:
+        registry.LAYERS.unregister("half_linear")
