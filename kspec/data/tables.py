@@ -6,6 +6,7 @@ split by fractions later, or ``train`` / ``validation`` / ``test`` for named spl
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -16,7 +17,8 @@ from kspec.errors import DataError, SpecError, suggest
 
 
 def _paths(path: str | Mapping[str, str]) -> dict[str, str]:
-    return {"all": path} if isinstance(path, str) else dict(path)
+    paths = {"all": path} if isinstance(path, str) else dict(path)
+    return {k: os.path.expanduser(v) for k, v in paths.items()}
 
 
 def _path_key(where: str, split: str, named: bool) -> str:

@@ -7,6 +7,7 @@ prepared" into a SpecError that points at ``data_dir``.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -50,7 +51,8 @@ def _load(src: Any, splits: dict[str, str], where: str):
     import tensorflow_datasets as tfds
 
     tfds_compat()
-    kwargs = dict(split=list(splits.values()), data_dir=src.data_dir, download=src.download,
+    data_dir = os.path.expanduser(src.data_dir) if src.data_dir else None
+    kwargs = dict(split=list(splits.values()), data_dir=data_dir, download=src.download,
                   shuffle_files=False, with_info=True)
     try:
         return tfds.load(src.name, **kwargs)
