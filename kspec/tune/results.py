@@ -153,7 +153,10 @@ def plot(records: list[TrialRecord], plan: SearchPlan, path: Path) -> None:
     ax.set_xlabel("trial")
     ax.set_ylabel(objective.name)
     ax.set_title(f"{plan.default.name}: {plan.search.tuner} search")
-    ax.legend()
+    if records:
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "no trials", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -54,3 +54,34 @@ def test_a_worker_without_a_chief_fails_fast_with_a_clear_message(make_spec, tmp
     err = capsys.readouterr().err
     assert f"no chief answered at 127.0.0.1:{port} within 1.5s" in err
     assert "--chief" in err
+
+
+def test_a_chief_without_workers_gives_up_after_the_connect_timeout(make_spec, tmp_path,
+                                                                    capsys):
+    path = _write(tmp_path, make_spec(tuner="random", max_trials=2))
+    start = time.monotonic()
+    code = main(["tune", path, "--out", str(tmp_path), "--chief", "--oracle",
+                 f"127.0.0.1:{free_port()}", "--connect-timeout", "1", "--quiet"])
+    assert code == 2
+    assert time.monotonic() - start < 30
+    assert "no worker connected to the chief" in capsys.readouterr().err
+
+
+def test_role_and_address_from_the_kerastuner_environment(monkeypatch):
+    from kspec.tune.distributed import parse_address, role_from_env
+
+    monkeypatch.delenv("KERASTUNER_ORACLE_IP", raising=False)
+    assert role_from_env() == (None, None)
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "8123")
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner3")
+    assert role_from_env() == ("worker", "tuner3")
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "chief")
+    assert role_from_env() == ("chief", "chief")
+    assert parse_address("127.0.0.1:8123") == ("127.0.0.1", 8123)
+    import pytest
+
+    from kspec.errors import SpecError
+
+    with pytest.raises(SpecError, match="--oracle: not an oracle address"):
+        parse_address("localhost", "--oracle")
