@@ -100,9 +100,13 @@ def check_inputs(spec: Any, splits: dict[str, Split], source: str) -> None:
                 continue
             if len(got) != len(shape) or any(s is not None and s != g
                                              for s, g in zip(shape, got)):
+                hint = ""
+                if len(got) == len(shape) == 3 and got[:2] == tuple(shape[:2]):
+                    hint = (" (an image folder reads channels by color_mode: grayscale gives 1, "
+                            "rgb gives 3)")
                 raise DataError(f"{where}: feature {key!r} has shape {list(got)} per row (row 0 "
                                 f"of {len(arr)}), but model input {key!r} expects "
-                                f"{list(shape)}")
+                                f"{list(shape)}{hint}")
 
 
 def _loss_name(loss: Any) -> str | None:
