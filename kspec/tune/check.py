@@ -20,14 +20,8 @@ from typing import Any, Iterable, Mapping
 from pydantic import ValidationError
 
 from kspec.errors import PathPart, SpecError, SpecErrors, format_path
-from kspec.spec.search import (
-    SearchSpec,
-    Space,
-    default_choice,
-    has_spaces,
-    parse_spaces,
-    resolve,
-)
+from kspec.spec.search import SearchSpec
+from kspec.tune.spaces import Space, default_choice, has_spaces, parse_spaces, resolve
 
 
 class SearchSpaceNotice(UserWarning):
@@ -89,7 +83,7 @@ def check_spaces(raw: dict[str, Any], source: str = "<spec>") -> tuple[Any, list
     """Parse the spaces of ``raw`` and validate every value each of them can take.
 
     Returns:
-        The parsed tree and the spaces (see :func:`kspec.spec.search.parse_spaces`).
+        The parsed tree and the spaces (see :func:`kspec.tune.spaces.parse_spaces`).
 
     Raises:
         SpecErrors: every problem, at the path where the bad value is written.
@@ -183,7 +177,7 @@ class SearchPlan:
         return self.default.search or SearchSpec()
 
     def resolve(self, choose, scope=None) -> dict[str, Any]:
-        """The raw spec for one assignment (see :func:`kspec.spec.search.resolve`)."""
+        """The raw spec for one assignment (see :func:`kspec.tune.spaces.resolve`)."""
         return resolve(self.tree, choose, scope)
 
     def validate(self, resolved: Mapping[str, Any]):

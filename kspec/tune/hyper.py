@@ -17,7 +17,7 @@ import keras
 import keras_tuner as kt
 
 from kspec.errors import DataError, SpecError
-from kspec.spec.search import Space
+from kspec.tune.spaces import Space
 from kspec.tune.check import SearchPlan
 
 RECORD = "kspec_trial.json"
@@ -25,7 +25,7 @@ RECORD = "kspec_trial.json"
 
 # -- spaces -> hyperparameters -----------------------------------------------------------------
 def hp_chooser(hp: kt.HyperParameters):
-    """A chooser and scope for :func:`kspec.spec.search.resolve` that declare every space
+    """A chooser and scope for :func:`kspec.tune.spaces.resolve` that declare every space
     in ``hp`` (inactive branches included, in their conditional scopes) and read its value."""
 
     def choose(space: Space) -> Any:

@@ -12,7 +12,7 @@ import pytest
 
 import kspec
 from kspec.errors import SpecError
-from kspec.spec.search import parse_spaces, strip_space_parts
+from kspec.tune.spaces import parse_spaces, strip_space_parts
 from kspec.tune.check import SearchSpaceNotice, diff_paths, load_search
 
 ROOT = Path(__file__).resolve().parents[2]
