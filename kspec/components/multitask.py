@@ -104,11 +104,30 @@ class UncertaintyWeightedModel(keras.Model):
         self.built = True  # the inner model is built; nothing else has a shape to learn
 
     def call(self, inputs, training=None):
-        out = self.inner(inputs, training=training)
+        out = self.inner(self._as_inner_inputs(inputs), training=training)
         if isinstance(out, dict):
             return out
         out = out if isinstance(out, (list, tuple)) else [out]
         return dict(zip(self.output_keys, out))
+
+    def _as_inner_inputs(self, inputs):
+        """Inputs in the structure the inner functional model was built with (a tensor, a
+        list or a dict), so Keras does not warn that the structure differs."""
+        names = [t.name for t in self.inner.inputs]
+        if isinstance(inputs, dict):
+            flat = [inputs[n] for n in names] if all(n in inputs for n in names) else None
+        elif isinstance(inputs, (list, tuple)):
+            flat = list(inputs)
+        else:
+            flat = [inputs]
+        if flat is None or len(flat) != len(names):
+            return inputs
+        struct = getattr(self.inner, "_inputs_struct", None)  # how the model was declared
+        if isinstance(struct, dict):
+            return dict(zip(names, flat))
+        if isinstance(struct, (list, tuple)):
+            return list(flat)
+        return flat[0] if len(flat) == 1 else list(flat)
 
     def _by_name(self, values):
         if isinstance(values, dict):
