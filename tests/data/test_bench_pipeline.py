@@ -14,7 +14,7 @@ def test_bench_pipeline_runs_small(capsys):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     bench.main(["--n", "1500", "--size", "8", "--batch", "128", "--epochs", "2",
-                "--repeats", "1"])
+                "--repeats", "1", "--passes", "2"])
     out = capsys.readouterr().out
     assert "kspec / naive:" in out and "kspec / numpy:" in out
     assert "kspec / naive tf.data:" in out and "12 steps/epoch" in out
