@@ -32,10 +32,9 @@ from kspec.components.multitask import (
     with_uncertainty_weighting,
 )
 
-
 __all__ = [
-    "BalancedAccuracy", "ContentLoss", "FixedKernel", "LabelColumnsLoss", "Maxout", "PerClassAccuracy",
-    "StatisticalParity", "StyleLoss", "SubgroupAccuracy", "SubgroupAccuracyGap",
+    "BalancedAccuracy", "ContentLoss", "FixedKernel", "LabelColumnsLoss", "Maxout",
+    "PerClassAccuracy", "StatisticalParity", "StyleLoss", "SubgroupAccuracy", "SubgroupAccuracyGap",
     "UncertaintyWeightedModel", "UncertaintyWeighting", "gram_matrix",
     "pack_groups", "uncertainty_weighted_total", "with_uncertainty_weighting",
 ]

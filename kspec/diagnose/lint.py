@@ -154,7 +154,8 @@ def _stack_of_output(model, name: str) -> tuple[str, list] | None:
         if block.layers:
             return f"model.blocks[{j}].layers", list(block.layers)
         if block.use and block.use in model.definitions:
-            return f"model.definitions.{block.use}.layers", list(model.definitions[block.use].layers)
+            layers = model.definitions[block.use].layers
+            return f"model.definitions.{block.use}.layers", list(layers)
     return None  # a merge or transfer block: its range is not known here
 
 
@@ -278,10 +279,10 @@ def _check_initializer(layer, lpath: str, act: _Act, is_output: bool, found: lis
                         "has more dimensions", value=name,
                         valid="identity_kernel (a conv kernel that passes its input through)")
     if "constant" in tags and not is_output:
+        better = "he_normal" if "relu_like" in _act_tags(act) else "glorot_uniform"
         found.append(f"{ipath}: {name!r} starts every unit of this hidden layer with the same "
                      "weights, so they all get the same gradient and stay identical (symmetry "
-                     "is never broken); use a random initializer such as "
-                     f"{'he_normal' if act.name and 'relu_like' in _act_tags(act) else 'glorot_uniform'}")
+                     f"is never broken); use a random initializer such as {better}")
         return
     act_tags = _act_tags(act)
     if "he" in tags and "saturating" in act_tags:

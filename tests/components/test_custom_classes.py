@@ -8,7 +8,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 import kspec  # noqa: E402
-
+from kspec.build.initializers import kernel_2d  # noqa: E402
 from kspec.components import (  # noqa: E402
     ContentLoss,
     FixedKernel,
@@ -19,7 +19,6 @@ from kspec.components import (  # noqa: E402
     uncertainty_weighted_total,
     with_uncertainty_weighting,
 )
-from kspec.build.initializers import kernel_2d  # noqa: E402
 
 
 # -- maxout ----------------------------------------------------------------------------------
@@ -188,7 +187,8 @@ def test_uncertainty_weighting_from_a_spec(tmp_path):
 
     raw = {"model": {"inputs": [{"name": "x", "shape": [3]}], "blocks": [
         {"name": "trunk", "inputs": "x", "layers": [
-            {"type": "dense", "units": 8, "activation": "relu", "kernel_initializer": "he_normal"}]},
+            {"type": "dense", "units": 8, "activation": "relu",
+             "kernel_initializer": "he_normal"}]},
         {"name": "a", "inputs": "trunk", "layers": [{"type": "dense", "units": 1}]},
         {"name": "b", "inputs": "trunk", "layers": [{"type": "dense", "units": 1,
                                                       "activation": "sigmoid"}]}],
