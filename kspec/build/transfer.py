@@ -27,9 +27,19 @@ _RUN_ROOTS: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
     "kspec_run_roots", default=("runs",))
 
 
+# Bases already resolved by an earlier attempt of the same run (resume): spec path -> path.
+_PINNED: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar(
+    "kspec_pinned_bases", default={})
+
+
 @contextlib.contextmanager
-def run_roots(*roots: str | Path) -> Iterator[None]:
+def run_roots(*roots: str | Path, pinned: dict[str, str] | None = None) -> Iterator[None]:
     """Look for ``base: {run: NAME}`` runs in ``roots`` (then ``runs``) inside this block.
+
+    Args:
+        roots: folders holding run directories, searched first.
+        pinned: ``{"model.base": "/path/to/run"}``: use these resolutions as they are (a
+            resumed run keeps the base it started from).
 
     Example:
         >>> with run_roots("/tmp/my_runs"):
@@ -37,10 +47,30 @@ def run_roots(*roots: str | Path) -> Iterator[None]:
     """
     seen = dict.fromkeys([*(str(r) for r in roots), *_RUN_ROOTS.get()])
     token = _RUN_ROOTS.set(tuple(seen))
+    pin = _PINNED.set({**_PINNED.get(), **(pinned or {})})
     try:
         yield
     finally:
         _RUN_ROOTS.reset(token)
+        _PINNED.reset(pin)
+
+
+def resolved_bases(spec: Any) -> dict[str, str]:
+    """Where each saved-model base of ``spec`` comes from: ``{spec path: file or folder}``.
+
+    Recorded in a run's ``meta.json``, so the run says exactly which model it started from.
+    """
+    out = {}
+    model = spec.model
+    bases = [(f"model.blocks[{i}].base", b.base) for i, b in enumerate(model.blocks)
+             if b.base is not None]
+    if model.base is not None:
+        bases.append(("model.base", model.base))
+    for path, base in bases:
+        if base.application is None:
+            file, _ = resolve(base, path)
+            out[path] = str(Path(file).resolve())
+    return out
 
 
 _RUN_DIR = r"-\d{8}-\d{6}(-\d+)?"
@@ -97,6 +127,9 @@ def resolve(base: Any, path: str) -> tuple[Path, str]:
     key = "run" if base.run is not None else "path"
     value = base.run if base.run is not None else base.path
     where = f"{path}.{key}"
+    pinned = _PINNED.get().get(path)
+    if pinned is not None and Path(pinned).exists():
+        value = pinned
     p = Path(value).expanduser()
     if not p.exists():
         if key == "run" and "/" not in value and not value.endswith(".keras"):

@@ -327,22 +327,39 @@ def fit(spec: Any, data: Any = None, *, out: str | Path = "runs",
         >>> sorted(run.metrics)
         ['test', 'train', 'validation']
     """
-    from kspec.build.transfer import run_roots
+    from kspec.build.transfer import resolved_bases, run_roots
 
     merged = dict(overrides or {})
     merged.update(_apply_kwargs(kwargs))
+    roots: list[str | Path] = [out]
+    pinned: dict[str, str] = {}
     if resume is not None:
         run_dir = Path(resume)
         if not (run_dir / "spec.yaml").is_file():
             raise SpecError("resume", f"{run_dir} is not a kspec run directory (no spec.yaml)")
         spec = run_dir / "spec.yaml"
-    with run_roots(out):
+        # A resumed run keeps the transfer base it started from.
+        roots.insert(0, run_dir.parent)
+        try:
+            pinned = json.loads((run_dir / "meta.json").read_text()).get("bases", {})
+        except (OSError, ValueError):
+            pinned = {}
+    with run_roots(*roots, pinned=pinned):
         spec, loaded, model = prepare(spec, data, merged)
+        bases = resolved_bases(spec)
     if resume is None:
         run_dir = rundir.new_run_dir(out, spec.name)
+    elif len(spec.training.phases) > 1 or spec.ensemble is not None:
+        # Phases and members are trained in one sequence that a Keras backup cannot
+        # resume midway (each phase recompiles): start the run over, cleanly.
+        for old in run_dir.glob("history*.csv"):
+            old.unlink()
+        shutil.rmtree(run_dir / "backup", ignore_errors=True)
     rundir.write_spec(run_dir, spec)
     meta = {"seed": spec.seed, "versions": rundir.library_versions(), "started": rundir.now(),
             "status": "running", "data": loaded.source, "command": sys.argv[:1]}
+    if bases:
+        meta["bases"] = bases
     rundir.write_json(run_dir / "meta.json", meta)
 
     start = time.perf_counter()
@@ -351,7 +368,7 @@ def fit(spec: Any, data: Any = None, *, out: str | Path = "runs",
         if spec.ensemble is not None:
             from kspec.train.ensemble import train_ensemble
 
-            with run_roots(out):
+            with run_roots(*roots, pinned=bases):
                 model, hist, phases, members = train_ensemble(
                     spec, loaded, model, run_dir, callbacks=callbacks)
         else:

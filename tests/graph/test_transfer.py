@@ -209,3 +209,33 @@ def test_phase_selectors_on_a_graph_base_block(pretrained, tiny_classification):
                        r"matches \['nothing'\]"):
         set_trainable(model, spec_obj, kspec.spec.training.NamePattern(pattern="nothing"), "p",
                       state)
+
+
+def test_resuming_a_phased_run_keeps_its_base_and_starts_over(pretrained, tiny_classification,
+                                                              tmp_path):
+    import json
+
+    import keras
+
+    class Crash(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise RuntimeError("simulated crash in the third phase")
+
+    # the fine-tune run lives in another folder than the pre-training run: the base is
+    # found through `out` on the first attempt and through meta.json when resuming
+    spec = finetune_spec({"run": "pre", "cut_at": "embed"})
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        kspec.fit(spec, data=tiny_classification, out=pretrained.run_dir.parent,
+                  callbacks=[Crash()])
+    run_dir = max(pretrained.run_dir.parent.glob("fine-*"))
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["status"] == "failed"
+    assert meta["bases"] == {"model.base": str((pretrained.run_dir / "model.keras").resolve())}
+    moved = tmp_path / "elsewhere" / run_dir.name
+    moved.parent.mkdir()
+    run_dir.rename(moved)
+    run = kspec.fit(None, data=tiny_classification, resume=moved)
+    assert len(run.history["loss"]) == 3
+    rows = (moved / "history.csv").read_text().strip().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["0", "1", "2"]
