@@ -183,9 +183,13 @@ def check_labels(spec: Any, splits: dict[str, Split], source: str, meta: dict) -
             if not isinstance(y, np.ndarray):
                 continue
             what = "the label" if len(outputs) == 1 else f"the label of output {out_name!r}"
+            names = meta.get("class_names")
             if declared is not None and len(outputs) == 1:
                 _check_one(y, loss, declared, "data.classes", where, what, meta)
-            elif loss in _SPARSE:
+            elif loss in _SPARSE and units is not None:
                 _check_one(y, loss, units, "the model's output units", where, what, meta)
+            elif loss in _SPARSE and isinstance(names, list) and len(outputs) == 1:
+                # The model cannot tell (e.g. a custom head); the source declares classes.
+                _check_one(y, loss, len(names), "the source's class names", where, what, meta)
             else:
                 _check_one(y, loss, None, "", where, what, meta)

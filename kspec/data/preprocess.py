@@ -259,7 +259,7 @@ def input_layers(spec: Spec, data: Data | None) -> dict[str, list[Any]]:
         if spec.data.fit_test_separately:
             log.warning("data.fit_test_separately: the test split is normalized with "
                         "statistics fitted on the test split itself; this needs the whole "
-                        "test distribution in advance and flatters the test metrics")
+                        "test distribution in advance and can flatter the test metrics")
             _refit_test(spec, data, fitted)
     for i, step in enumerate(spec.data.augmentation):
         where = f"data.augmentation[{i}]"

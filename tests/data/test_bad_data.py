@@ -120,3 +120,14 @@ def test_labels_of_each_output_are_checked_against_that_output(make_spec):
     flag[9] = -1.0
     with pytest.raises(DataError, match="label of output 'flag' of row 9 is -1.0"):
         load_data(spec, (x, {"kind": y, "flag": flag}))
+
+
+def test_label_checked_against_the_class_names_of_the_source(make_spec, tmp_path):
+    import kspec.data.sources as sources
+
+    x, y = _xy()
+    y[4] = 7
+    spec = make_spec(layers=[{"type": "flatten"}])  # no units to compare with
+    with pytest.raises(DataError, match="row 4 is 7, outside the 3 classes .*source's class"):
+        sources.check_labels(spec, {"all": sources.Split({"features": x}, y)}, "src",
+                             {"class_names": ["a", "b", "c"]})
