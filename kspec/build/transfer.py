@@ -157,6 +157,7 @@ def load_source(base: Any, path: str, input_shape: Sequence[int | None]):
     if base.application is not None:
         return _application(base, path, input_shape)
     file, kind = resolve(base, path)
+    _register_kspec_classes()
     if kind == "savedmodel":
         if base.cut_at is not None:
             raise SpecError(f"{path}.cut_at", "a SavedModel is one opaque function and cannot "
@@ -169,6 +170,17 @@ def load_source(base: Any, path: str, input_shape: Sequence[int | None]):
         return keras.saving.load_model(file, compile=False, safe_mode=True)
     except Exception as e:  # noqa: BLE001 - any load failure is a problem of this spec entry
         raise SpecError(path, f"cannot load the base model {file}: {_first_line(e)}") from e
+
+
+def _register_kspec_classes() -> None:
+    """Import the modules whose Keras classes a saved kspec model may contain (custom
+    components, fitted preprocessing layers), so safe-mode loading knows them."""
+    import importlib
+    import importlib.util
+
+    for module in ("kspec.components", "kspec.data.layers"):
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)
 
 
 def _application(base: Any, path: str, input_shape: Sequence[int | None]):
