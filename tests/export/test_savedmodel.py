@@ -156,3 +156,33 @@ def test_kspec_graph_model_outputs_keep_their_names(tmp_path):
     want = dict(zip(model.output_names, model.predict(x, verbose=0)))
     np.testing.assert_allclose(served["progression"], want["progression"], atol=1e-5)
     np.testing.assert_array_equal(served["high_risk_class"], want["high_risk"][:, 0] > 0.5)
+
+
+SERVE_WITHOUT_KSPEC = """
+import sys
+import numpy as np
+import tensorflow as tf
+
+already = {m for m in sys.modules if m.startswith(("keras", "kspec"))}
+fn = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+out = fn(image=tf.constant(np.load(sys.argv[2])))
+new = sorted(m for m in sys.modules if m.startswith(("keras", "kspec")) and m not in already)
+assert not new, new
+np.save(sys.argv[3], out["output"].numpy())
+"""
+
+
+def test_serving_needs_no_kspec_or_keras_code(trained_run, tmp_path):
+    """The run's model uses kspec's own preprocessing layers; the SavedModel serves in a
+    process that never imports kspec, and loads no Keras module beyond what TF imports."""
+    kinds = {type(layer).__module__ for layer in trained_run.model.layers}
+    assert "kspec.data.layers" in kinds
+    result = export(trained_run, tmp_path)
+    x = trained_run.data.test.x["image"][:8].astype("float32")  # the signature's dtype
+    np.save(tmp_path / "x.npy", x)
+    subprocess.run([sys.executable, "-c", SERVE_WITHOUT_KSPEC, str(result.path),
+                    str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
+                   check=True, timeout=120, cwd=tmp_path,
+                   env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"),
+                               trained_run.model.predict(x, verbose=0), atol=1e-5)
