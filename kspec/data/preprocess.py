@@ -29,6 +29,8 @@ log = logging.getLogger("kspec.data")
 # A dense d x d covariance beyond this many features costs more memory and time than any
 # model kspec trains on CPU; images that large should use per-channel statistics instead.
 MAX_WHITEN_FEATURES = 8192
+# Statistics are accumulated over row blocks of this many values (float64: 128 MB).
+CHUNK_VALUES = 1 << 24
 
 
 @dataclass
@@ -39,6 +41,24 @@ class Fitted:
     forward: Callable[[np.ndarray], np.ndarray]
     inverse: Callable[[np.ndarray], np.ndarray]
     out_shape: tuple[int, ...]
+
+
+def _chunks(x: np.ndarray):
+    """Row blocks of at most ~16M values: float64 temporaries stay near 128 MB, however
+    many training images there are."""
+    rows = max(1, CHUNK_VALUES // max(1, int(np.prod(x.shape[1:]))))
+    for start in range(0, len(x), rows):
+        yield x[start:start + rows]
+
+
+def _mean_std(x: np.ndarray, axes: tuple[int, ...], std: bool = True):
+    """Mean (and population std) over ``axes`` in float64, two passes over row blocks."""
+    count = len(x) * int(np.prod([x.shape[a] for a in axes if a != 0]))
+    mean = sum(c.sum(axis=axes, dtype="float64", keepdims=True) for c in _chunks(x)) / count
+    if not std:
+        return mean, None
+    sq = sum(((c - mean) ** 2).sum(axis=axes, keepdims=True) for c in _chunks(x))
+    return mean, np.sqrt(sq / count)
 
 
 def _reduce_axes(per: str, ndim: int) -> tuple[int, ...]:
@@ -72,7 +92,7 @@ def _fit_rescale(step: Any, x: np.ndarray) -> Fitted:
     example = x.shape[1:]
     if isinstance(step, ChannelMean):
         axes, shape = _reduce_axes("channel", x.ndim), _stat_shape("channel", example)
-        mean = x.mean(axis=axes, dtype="float64")
+        mean, _ = _mean_std(x, axes, std=False)
         return _rescale(mean, np.ones_like(mean), 0.0, shape)
     axes, shape = _reduce_axes(step.per, x.ndim), _stat_shape(step.per, example)
     if isinstance(step, MinMax):
@@ -83,8 +103,7 @@ def _fit_rescale(step: Any, x: np.ndarray) -> Fitted:
         scale = np.where(span > 0, (hi - lo) / np.where(span > 0, span, 1.0), 1.0)
         return _rescale(mn, scale, lo, shape)
     if isinstance(step, ZScore):
-        mean = x.mean(axis=axes, dtype="float64")
-        std = x.std(axis=axes, dtype="float64")
+        mean, std = _mean_std(x, axes)
         # Constant features are only centred: 1/epsilon would blow up unseen values.
         scale = np.where(std > step.epsilon, 1.0 / np.maximum(std, step.epsilon), 1.0)
         return _rescale(mean, scale, 0.0, shape)
@@ -101,9 +120,13 @@ def _fit_whiten(step: Whiten, x: np.ndarray, where: str) -> Fitted:
     if step.components is not None and step.components > d:
         raise SpecError(f"{where}.components", f"the input has only {d} features",
                         value=step.components)
-    flat = x.reshape(n, d).astype("float64")
-    mean = flat.mean(axis=0)
-    cov = np.cov(flat - mean, rowvar=False, bias=True).reshape(d, d)
+    flat = x.reshape(n, d)
+    mean = _mean_std(flat, (0,), std=False)[0].reshape(d)
+    cov = np.zeros((d, d))
+    for block in _chunks(flat):
+        centred = block - mean
+        cov += centred.T @ centred
+    cov /= n
     eigval, eigvec = np.linalg.eigh(cov)
     order = np.argsort(eigval)[::-1]
     eigval, eigvec = np.clip(eigval[order], 0.0, None), eigvec[:, order]
@@ -153,7 +176,8 @@ def fit_preprocessing(spec: Spec, x: dict[str, np.ndarray]) -> dict[str, list[Fi
     names = list(x)
     out: dict[str, list[Fitted]] = {n: [] for n in names}
     current = {n: np.asarray(v) for n, v in x.items()}
-    for i, step in enumerate(spec.data.preprocessing):
+    steps = spec.data.preprocessing
+    for i, step in enumerate(steps):
         where = f"data.preprocessing[{i}]"
         for name in _targets(step, names, where):
             arr = current[name]
@@ -163,7 +187,8 @@ def fit_preprocessing(spec: Spec, x: dict[str, np.ndarray]) -> dict[str, list[Fi
             fitted = (_fit_whiten(step, arr, where) if isinstance(step, Whiten)
                       else _fit_rescale(step, arr))
             out[name].append(fitted)
-            current[name] = fitted.forward(arr)
+            if any(later.inputs is None or name in later.inputs for later in steps[i + 1:]):
+                current[name] = fitted.forward(arr)  # the next step fits on this output
     return out
 
 

@@ -181,3 +181,18 @@ def test_saved_and_exported_models_apply_the_training_statistics(make_spec, tmp_
     serving = tf.saved_model.load(str(tmp_path / "saved")).signatures["serving_default"]
     (served,) = serving(features=tf.constant(raw)).values()
     np.testing.assert_allclose(np.asarray(served), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_statistics_accumulated_in_row_blocks_match_numpy(make_spec, monkeypatch):
+    import kspec.data.preprocess as pre
+
+    monkeypatch.setattr(pre, "CHUNK_VALUES", 50)  # 16 rows of 3 values per block
+    x, y = _tabular()
+    spec = make_spec({"preprocessing": [{"type": "zscore"}, {"type": "channel_mean"},
+                                        {"type": "whiten", "method": "zca"}]})
+    fitted = pre.fit_preprocessing(spec, {"features": x})["features"]
+    layers = [f.make_layer(f"l{i}") for i, f in enumerate(fitted)]
+    np.testing.assert_allclose(layers[0].offset.numpy(), x.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(layers[0].scale.numpy(), 1 / x.std(0), rtol=1e-5)
+    out = _apply(layers, x).astype("float64")
+    np.testing.assert_allclose(np.cov(out, rowvar=False, bias=True), np.eye(3), atol=1e-3)
