@@ -241,3 +241,33 @@ def test_bare_decorator_names_the_class_in_snake_case():
         assert entry.factory is HalfLinear and entry.description == "multiplies by one half"
     finally:
         registry.LAYERS.unregister("half_linear")
+
+
+def test_an_activation_layer_is_applied_after_the_weights(tmp_path):
+    @kspec.register("soft_clip", kind="activation")
+    class SoftClip(keras.layers.Layer):
+        """limit * tanh(x / limit): a learned-free soft clipping"""
+
+        def __init__(self, limit=2.0, **kwargs):
+            super().__init__(**kwargs)
+            self.limit = limit
+
+        def call(self, x):
+            return self.limit * keras.ops.tanh(x / self.limit)
+
+        def get_config(self):
+            return {**super().get_config(), "limit": self.limit}
+
+    try:
+        layers = [{"type": "dense", "units": 4, "name": "hidden",
+                   "activation": {"type": "soft_clip", "limit": 0.5}},
+                  {"type": "dense", "units": 1}]
+        model, loaded, _ = h.roundtrip(h.spec_dict(layers, "mse"), h.X_VEC, h.Y_REG, tmp_path)
+        assert isinstance(loaded.get_layer("hidden"), SoftClip)
+        assert loaded.get_layer("hidden").limit == 0.5
+        assert loaded.get_layer("hidden").output.shape[-1] == 4
+        with pytest.raises(kspec.SpecError, match=r"activation.limt: unknown parameter"):
+            kspec.load_spec(h.spec_dict([{"type": "dense", "units": 1, "activation":
+                                          {"type": "soft_clip", "limt": 1}}], "mse"))
+    finally:
+        registry.ACTIVATIONS.unregister("soft_clip")
