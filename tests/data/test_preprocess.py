@@ -189,7 +189,7 @@ def test_statistics_accumulated_in_row_blocks_match_numpy(make_spec, monkeypatch
     monkeypatch.setattr(pre, "CHUNK_VALUES", 50)  # 16 rows of 3 values per block
     x, y = _tabular()
     spec = make_spec({"preprocessing": [{"type": "zscore"}, {"type": "channel_mean"},
-                                        {"type": "whiten", "method": "zca"}]})
+                                        {"type": "whiten", "method": "zca", "epsilon": 1e-9}]})
     fitted = pre.fit_preprocessing(spec, {"features": x})["features"]
     layers = [f.make_layer(f"l{i}") for i, f in enumerate(fitted)]
     np.testing.assert_allclose(layers[0].offset.numpy(), x.mean(0), rtol=1e-5)
