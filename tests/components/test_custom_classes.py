@@ -210,3 +210,27 @@ def test_uncertainty_weighting_from_a_spec(tmp_path):
               "training": {"loss": "mse", "loss_weighting": "uncertainty"}}
     with pytest.raises(kspec.SpecError, match="training.loss_weighting: uncertainty weighting"):
         load_spec(single)
+
+
+# -- initializer scale -----------------------------------------------------------------------
+@pytest.mark.parametrize("stddev,expect", [(0.01, "vanish"), (1.0, "saturate")])
+def test_small_and_big_random_weights_in_a_deep_tanh_stack(stddev, expect):
+    """The scale a spec gives a random initializer is the weights' scale, with the textbook
+    effect: small weights make a deep tanh stack's activations vanish, big ones saturate."""
+    from kspec.build.model import build_model
+    from kspec.spec import load_spec
+
+    init = {"type": "random_normal", "stddev": stddev, "seed": 1}
+    layers = [{"type": "dense", "units": 64, "activation": "tanh", "kernel_initializer": init,
+               "name": f"t{i}"} for i in range(6)]
+    spec = load_spec({"model": {"inputs": [{"name": "x", "shape": [64]}], "layers": layers},
+                      "training": {"loss": "mse"}})
+    model = build_model(spec)
+    kernel = model.get_layer("t0").get_weights()[0]
+    assert kernel.std() == pytest.approx(stddev, rel=0.1)
+    x = np.random.default_rng(0).normal(size=(32, 64)).astype("float32")
+    last = np.asarray(model({"x": x}))
+    if expect == "vanish":
+        assert np.abs(last).mean() < 1e-4
+    else:
+        assert (np.abs(last) > 0.9).mean() > 0.5
