@@ -61,6 +61,17 @@ def _mean_std(x: np.ndarray, axes: tuple[int, ...], std: bool = True):
     return mean, np.sqrt(sq / count)
 
 
+def _blockwise(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
+               example_out: tuple[int, ...]) -> np.ndarray:
+    """``fn`` applied to row blocks, written into one float32 array (no float64 copy)."""
+    out = np.empty((len(x), *example_out), "float32")
+    start = 0
+    for block in _chunks(x):
+        out[start:start + len(block)] = fn(block)
+        start += len(block)
+    return out
+
+
 def _reduce_axes(per: str, ndim: int) -> tuple[int, ...]:
     if per == "feature":
         return (0,)
@@ -84,8 +95,10 @@ def _rescale(offset, scale, shift: float, shape: tuple[int, ...]) -> Fitted:
         layer.set_statistics(offset, scale)
         return layer
 
-    return Fitted(make, lambda x: ((x - offset) * scale + shift).astype("float32"),
-                  lambda y: ((y - shift) / scale + offset).astype("float32"), None)
+    return Fitted(make,
+                  lambda x: _blockwise(lambda b: (b - offset) * scale + shift, x, x.shape[1:]),
+                  lambda y: _blockwise(lambda b: (b - shift) / scale + offset, y, y.shape[1:]),
+                  None)
 
 
 def _fit_rescale(step: Any, x: np.ndarray) -> Fitted:
@@ -152,11 +165,12 @@ def _fit_whiten(step: Whiten, x: np.ndarray, where: str) -> Fitted:
         return layer
 
     def forward(v):
-        return ((v.reshape(len(v), d) - mean) @ matrix).reshape(len(v), *target).astype(
-            "float32")
+        return _blockwise(lambda b: ((b.reshape(len(b), d) - mean) @ matrix).reshape(
+            len(b), *target), v, target)
 
     def inverse(v):
-        return (v.reshape(len(v), -1) @ back + mean).reshape(len(v), *example).astype("float32")
+        return _blockwise(lambda b: (b.reshape(len(b), -1) @ back + mean).reshape(
+            len(b), *example), v, tuple(example))
 
     return Fitted(make, forward, inverse, target)
 
