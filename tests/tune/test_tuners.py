@@ -170,7 +170,7 @@ def test_too_many_failures_in_a_row_stop_the_search_with_the_last_reason(tmp_pat
 def test_training_phases_run_inside_trials(make_spec, separable):
     import json
 
-    spec = make_spec(tuner="grid", max_trials=2)
+    spec = make_spec(tuner="random", max_trials=1)
     spec["training"]["optimizer"] = {"type": "adam", "learning_rate": 0.01}
     spec["training"]["epochs"] = 1
     spec["training"]["phases"] = [
@@ -179,7 +179,7 @@ def test_training_phases_run_inside_trials(make_spec, separable):
          "optimizer": {"type": "sgd", "learning_rate": {"$choice": [0.001, 0.1]}}},
     ]
     result = kspec.tune(spec, data=separable, verbose=0)
-    assert [r.status for r in result.trials] == ["COMPLETED", "COMPLETED"]
+    assert [r.status for r in result.trials] == ["COMPLETED"]
     for r in result.trials:
         record = json.loads((result.project_dir / f"trial_{r.trial_id}" /
                              "kspec_trial.json").read_text())
