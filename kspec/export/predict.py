@@ -111,7 +111,8 @@ def _tflite(path: Path, spec, meta) -> Predictor:
 
     run = runner(path)
     inputs = {k: {"dtype": np.dtype(d["dtype"]).name,
-                  "shape": [None, *d["shape_signature"][1:].tolist()]}
+                  "shape": [None, *(v if v >= 0 else None
+                                    for v in d["shape_signature"][1:].tolist())]}
               for k, d in run.input_details.items()}
     return Predictor(path, "tflite", inputs, run, spec, meta)
 
