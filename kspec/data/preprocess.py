@@ -52,12 +52,25 @@ def _chunks(x: np.ndarray):
 
 
 def _mean_std(x: np.ndarray, axes: tuple[int, ...], std: bool = True):
-    """Mean (and population std) over ``axes`` in float64, two passes over row blocks."""
-    count = len(x) * int(np.prod([x.shape[a] for a in axes if a != 0]))
-    mean = sum(c.sum(axis=axes, dtype="float64", keepdims=True) for c in _chunks(x)) / count
+    """Mean (and population std) over the leading ``axes``, in float64, over row blocks.
+
+    The reduced axes always lead, so every block is viewed as ``(rows, k)`` and summed
+    along one contiguous axis, which is several times faster than a multi-axis reduction.
+    """
+    k = int(np.prod(x.shape[len(axes):]))
+    count = x.size // k
+    total = np.zeros(k)
+    for c in _chunks(x):
+        total += c.reshape(-1, k).sum(axis=0, dtype="float64")
+    mean = total / count
     if not std:
         return mean, None
-    sq = sum(((c - mean) ** 2).sum(axis=axes, keepdims=True) for c in _chunks(x))
+    sq = np.zeros(k)
+    for c in _chunks(x):
+        dev = c.reshape(-1, k).astype("float64")
+        dev -= mean
+        dev *= dev
+        sq += dev.sum(axis=0)
     return mean, np.sqrt(sq / count)
 
 
@@ -87,6 +100,21 @@ def _stat_shape(per: str, example_shape: tuple[int, ...]) -> tuple[int, ...]:
 def _rescale(offset, scale, shift: float, shape: tuple[int, ...]) -> Fitted:
     offset = np.asarray(offset, "float64").reshape(shape)
     scale = np.asarray(scale, "float64").reshape(shape)
+    off32, scale32 = offset.astype("float32"), scale.astype("float32")
+
+    def affine(block):  # in place on a float32 copy: what the layer computes
+        out = block.astype("float32")
+        out -= off32
+        out *= scale32
+        out += np.float32(shift)
+        return out
+
+    def undo(block):
+        out = block.astype("float32")
+        out -= np.float32(shift)
+        out /= scale32
+        out += off32
+        return out
 
     def make(name: str):
         from kspec.data.layers import Rescale
@@ -95,10 +123,8 @@ def _rescale(offset, scale, shift: float, shape: tuple[int, ...]) -> Fitted:
         layer.set_statistics(offset, scale)
         return layer
 
-    return Fitted(make,
-                  lambda x: _blockwise(lambda b: (b - offset) * scale + shift, x, x.shape[1:]),
-                  lambda y: _blockwise(lambda b: (b - shift) / scale + offset, y, y.shape[1:]),
-                  None)
+    return Fitted(make, lambda x: _blockwise(affine, x, x.shape[1:]),
+                  lambda y: _blockwise(undo, y, y.shape[1:]), None)
 
 
 def _fit_rescale(step: Any, x: np.ndarray) -> Fitted:
@@ -134,7 +160,7 @@ def _fit_whiten(step: Whiten, x: np.ndarray, where: str) -> Fitted:
         raise SpecError(f"{where}.components", f"the input has only {d} features",
                         value=step.components)
     flat = x.reshape(n, d)
-    mean = _mean_std(flat, (0,), std=False)[0].reshape(d)
+    mean = _mean_std(flat, (0,), std=False)[0]
     cov = np.zeros((d, d))
     for block in _chunks(flat):
         centred = block - mean
