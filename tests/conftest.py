@@ -16,9 +16,10 @@ import pytest  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def _clear_keras_session():
-    """Free graphs between tests so memory stays flat over the suite."""
+    """Free graphs after each test module so memory stays flat over the suite (once per
+    module: clearing after every test costs ~0.4 s each)."""
     yield
     import sys
 

@@ -89,3 +89,14 @@ def test_usage_errors(argv):
 def test_fit_needs_a_spec_or_resume(capsys):
     assert main(["fit"]) == 2
     assert "give either a SPEC or --resume RUN_DIR" in capsys.readouterr().err
+
+
+def test_validate_prints_lint_warnings_without_python_noise(tmp_path, capsys):
+    spec = tmp_path / "warn.yaml"
+    spec.write_text((ROOT / "specs/quickstart.yaml").read_text().replace(
+        "kernel_initializer: he_normal", "kernel_initializer: zeros"))
+    assert main(["validate", str(spec)]) == 0
+    captured = capsys.readouterr()
+    assert "ok (quickstart)" in captured.out
+    assert f"{spec}: warning: model.layers[1].kernel_initializer" in captured.err
+    assert "SpecWarning" not in captured.err and ".py:" not in captured.err

@@ -17,17 +17,24 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    import warnings
+
     from kspec.errors import SpecError
     from kspec.spec import load_spec
 
     failed = 0
     for path in args.specs:
         try:
-            spec = load_spec(path, args.overrides)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                spec = load_spec(path, args.overrides)
         except SpecError as e:
             failed += 1
             text = str(e)
             print(text if text.startswith(path) else f"{path}: {text}", file=sys.stderr)
         else:
+            for w in caught:
+                if issubclass(w.category, UserWarning):  # SpecWarning, search-space notices
+                    print(f"{path}: warning: {w.message}", file=sys.stderr)
             print(f"{path}: ok ({spec.name})")
     return 2 if failed else 0
