@@ -26,6 +26,7 @@ class Rescale(keras.layers.Layer):
     the example's shape per feature).
 
     Example:
+        >>> import numpy as np
         >>> layer = Rescale(stat_shape=[2])
         >>> layer.set_statistics(offset=[1.0, 2.0], scale=[0.5, 1.0])
         >>> [float(v) for v in layer(np.array([[3.0, 3.0]]))[0]]

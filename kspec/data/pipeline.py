@@ -65,6 +65,7 @@ def to_dataset(split: Split, batch_size: int, *, shuffle: bool = False, seed: in
         drop_remainder: drop the last, smaller batch.
 
     Example:
+        >>> import numpy as np
         >>> ds = to_dataset(Split({"x": np.zeros((10, 2))}, np.arange(10)), 4)
         >>> [int(b[0].shape[0]) for b in ds]
         [4, 4, 2]

@@ -5,6 +5,8 @@ the step before) and stored as layer weights, so saved and exported models take 
 Augmentation layers follow; they are random only when the model runs in training mode.
 
 Example:
+    >>> from kspec import load_spec
+    >>> from kspec.data.sources import load_data
     >>> spec = load_spec("specs/augmented_digits.yaml")
     >>> data = load_data(spec)
     >>> [layer.name for layer in input_layers(spec, data)["image"]][:3]

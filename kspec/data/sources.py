@@ -161,8 +161,8 @@ def load_data(spec: Spec, data: Any = None) -> Data:
             match the model's inputs.
 
     Example:
-        >>> spec = load_spec("specs/quickstart.yaml")
-        >>> data = load_data(spec)
+        >>> from kspec import load_spec
+        >>> data = load_data(load_spec("specs/quickstart.yaml"))
         >>> data.input_shapes()
         {'image': (8, 8, 1)}
     """
