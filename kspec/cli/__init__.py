@@ -2,7 +2,8 @@
 
 Each sub-command lives in its own module of this package with two functions:
 ``add_parser(subparsers)`` and ``run(args) -> int``. A SpecError or DataError is printed as
-one clear message (no traceback) and exits with status 2.
+one clear message (no traceback) and exits with status 2; a failed export (ExportError,
+including a failed parity check) exits with status 1.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     from kspec.errors import DataError, SpecError
+    from kspec.export.errors import ExportError
 
     parser = _parser()
     args = parser.parse_args(argv)
@@ -43,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SpecError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except ExportError as e:
+        print(f"export failed: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
