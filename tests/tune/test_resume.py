@@ -3,41 +3,53 @@
 from __future__ import annotations
 
 import gc
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import keras
+import numpy as np
 import pytest
+import yaml
 
 import kspec
 from kspec.errors import SpecError
 
 
-class InterruptSecondTrial(keras.callbacks.Callback):
-    """Stands in for Ctrl-C / a killed process in the middle of the second trial.
-
-    KerasTuner deep-copies callbacks for every trial, so the count lives on the class.
-    """
-
-    trainings = 0
-
-    def on_train_begin(self, logs=None):
-        type(self).trainings += 1
-
-    def on_epoch_end(self, epoch, logs=None):
-        if type(self).trainings == 2 and epoch == 0:
-            raise KeyboardInterrupt
-
-
-def test_interrupted_search_resumes_without_losing_finished_trials(make_spec, separable):
+def test_killed_search_resumes_without_losing_finished_trials(make_spec, tmp_path):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(160, 4)).astype("float32")
+    np.savez(tmp_path / "data.npz", x=x, y=(x[:, 0] > 0).astype("float32"))
     spec = make_spec(tuner="random", max_trials=3)
     spec["training"]["optimizer"]["learning_rate"] = {"$choice": [1e-4, 1e-3, 0.01, 0.05]}
-    InterruptSecondTrial.trainings = 0
-    with pytest.raises(KeyboardInterrupt):
-        kspec.tune(spec, data=separable, verbose=0, callbacks=[InterruptSecondTrial()])
+    spec["data"]["source"] = {"type": "npz", "path": str(tmp_path / "data.npz")}
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    project = tmp_path / "tuning" / "lr_search"
+
+    # A real kill (SIGKILL, no clean-up) while the second trial trains.
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen([sys.executable, "-m", "kspec.cli", "tune", str(path), "--quiet"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while not (project / "trial_1" / "spec.yaml").exists():
+            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "the search never reached its second trial"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
+    assert not (project / "trial_1" / "kspec_trial.json").exists()  # killed mid-trial
 
     with pytest.raises(SpecError, match="already exists.*--resume"):
-        kspec.tune(spec, data=separable, verbose=0)
+        kspec.tune(path, verbose=0)
 
-    result = kspec.tune(spec, data=separable, verbose=0, resume=True)
+    result = kspec.tune(path, verbose=0, resume=True)
     assert [r.status for r in result.trials] == ["COMPLETED"] * 3
     first = result.trials[0]
     # The finished trial was kept, not re-run: its record predates the resumed run.
@@ -47,8 +59,7 @@ def test_interrupted_search_resumes_without_losing_finished_trials(make_spec, se
     assert len({r.values["training.optimizer.learning_rate"] for r in result.trials}) == 3
 
     # More trials: --set search.max_trials does not change the search, so resume accepts it.
-    more = kspec.tune(spec, data=separable, verbose=0, resume=True,
-                      overrides={"search.max_trials": 4})
+    more = kspec.tune(path, verbose=0, resume=True, overrides={"search.max_trials": 4})
     assert len(more.trials) == 4
     assert more.trials[0].score == first.score
 
@@ -56,11 +67,11 @@ def test_interrupted_search_resumes_without_losing_finished_trials(make_spec, se
     spec["training"]["optimizer"]["learning_rate"] = {"$choice": [1e-4, 1e-3, 0.01, 0.1]}
     with pytest.raises(SpecError, match=r"search space changed \(training.optimizer."
                        r"learning_rate.\$choice\[3\]\)"):
-        kspec.tune(spec, data=separable, verbose=0, resume=True)
+        kspec.tune(spec, verbose=0, resume=True)
     spec["training"]["optimizer"]["learning_rate"] = {"$choice": [1e-4, 1e-3, 0.01, 0.05]}
     spec["training"]["batch_size"] = 16
     with pytest.raises(SpecError, match=r"the spec changed \(training.batch_size\)"):
-        kspec.tune(spec, data=separable, verbose=0, resume=True)
+        kspec.tune(spec, verbose=0, resume=True)
 
 
 class LiveObjects(keras.callbacks.Callback):
