@@ -143,7 +143,7 @@ def resolve_spaces_for_load(raw: dict[str, Any], source: str = "<spec>") -> dict
     tree, spaces = check_spaces(raw, source)
     names = ", ".join(s.name for s in spaces[:4]) + (", ..." if len(spaces) > 4 else "")
     warnings.warn(SearchSpaceNotice(
-        f"{source}: {len(spaces)} search space(s) ({names}) set to their defaults (first "
+        f"{len(spaces)} search space(s) ({names}) set to their defaults (first "
         "choice / min / default:); `kspec tune` searches them"), stacklevel=4)
     return resolve(tree, default_choice)
 

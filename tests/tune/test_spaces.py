@@ -198,3 +198,8 @@ def test_validation_never_imports_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, timeout=60, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_tune_refuses_a_spec_without_spaces():
+    with pytest.raises(SpecError, match="no search spaces"):
+        kspec.tune(ROOT / "specs" / "quickstart.yaml")
