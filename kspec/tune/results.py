@@ -150,7 +150,10 @@ def plot(records: list[TrialRecord], plan: SearchPlan, path: Path) -> None:
     if bad:
         low = min((y for _, y in ok), default=0.0)
         ax.plot(bad, [low] * len(bad), "x", color="red", label="failed")
-    ax.set_xlabel("trial")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("trial (in start order)")
     ax.set_ylabel(objective.name)
     ax.set_title(f"{plan.default.name}: {plan.search.tuner} search")
     if records:
