@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import os
+import sys
 
 
 def quiet_tensorflow() -> None:
-    """Hide TensorFlow's start-up chatter (C++ logs); set before TensorFlow is imported."""
+    """Import TensorFlow without its start-up chatter on the terminal.
+
+    The oneDNN, CUDA-stub and absl lines are written by C++ code during the import, and
+    TF_CPP_MIN_LOG_LEVEL alone does not silence them, so the import runs with file
+    descriptor 2 pointed at /dev/null. An import that fails still raises normally.
+    Set KSPEC_TF_LOGS=1 to see them.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    if "tensorflow" in sys.modules or os.environ.get("KSPEC_TF_LOGS"):
+        return
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+
+        tensorflow.constant(0)  # the CUDA-stub and placer lines appear at the first op
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def add_set_option(parser) -> None:

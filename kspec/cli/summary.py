@@ -18,15 +18,15 @@ def run(args) -> int:
     quiet_tensorflow()
     from kspec.build.model import build_model
     from kspec.data.preprocess import input_layers
-    from kspec.data.sources import load_data
     from kspec.spec import load_spec
+    from kspec.train.fit import prepare
 
     spec = load_spec(args.spec, args.overrides)
     if all(i.shape is not None for i in spec.model.inputs) and not _needs_data(spec):
-        model = build_model(spec)
+        # Augmentation layers need no data; they are part of the model, so show them.
+        model = build_model(spec, None, input_layers(spec, None))
     else:
-        data = load_data(spec)
-        model = build_model(spec, data.input_shapes(), input_layers(spec, data))
+        _, _, model = prepare(spec)  # shapes and fitted statistics come from the data
     model.summary()
     return 0
 
