@@ -34,6 +34,7 @@ def test_readme_search_snippet_is_valid_in_the_quickstart():
 
 
 def test_readme_commands_exist():
-    shown = set(re.findall(r"^kspec (\w+)", README, re.M))
+    shell = "\n".join(re.findall(r"```bash\n(.*?)```", README, re.S))
+    shown = set(re.findall(r"^kspec (\w+)", shell, re.M))
     assert shown and shown <= set(COMMANDS), shown - set(COMMANDS)
     assert "kspec fit specs/quickstart.yaml" in README
