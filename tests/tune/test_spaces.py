@@ -100,6 +100,8 @@ BAD = [
     ("model.layers[0].units", {"$int": {"min": {"$int": {"min": 1, "max": 2}}, "max": 8}},
      "model.layers[0].units.$int", "bounds of a range cannot be search spaces"),
     ("seed", {"$choice": [1, 2]}, "seed", "not allowed in 'seed'"),
+    ("training.loss_weighting", {"$choice": ["fixed", "uncertainty"]},
+     "training.loss_weighting", "not allowed in 'training.loss_weighting'"),
     ("training.batch_size", {"$choice": {"values": [16, 32], "default": 64}},
      "training.batch_size.$choice.default", "not one of the values"),
     ("model.layers[0].use_bias", {"$bool": 3}, "model.layers[0].use_bias.$bool",
