@@ -100,7 +100,9 @@ def _apply_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _class_weight(spec: Spec, y) -> dict[int, float] | None:
+def class_weights(spec: Spec, y) -> dict[int, float] | None:
+    """``training.class_weight`` as Keras wants it; ``balanced`` weighs each class by
+    n_rows / (n_classes * n_rows_of_class), computed on the training labels ``y``."""
     cw = spec.training.class_weight
     if cw != "balanced":
         return cw
@@ -261,7 +263,7 @@ def train_model(model: Any, spec: Spec, train: Any, validation: Any, run_dir: Pa
         cbs_used[:] = cbs
         history = model.fit(
             train_ds, validation_data=val_ds, initial_epoch=initial_epoch, epochs=epochs,
-            steps_per_epoch=t.steps_per_epoch, class_weight=_class_weight(spec, train.y),
+            steps_per_epoch=t.steps_per_epoch, class_weight=class_weights(spec, train.y),
             callbacks=cbs, verbose=t.verbose,
             shuffle=False,  # the dataset is shuffled (seeded) by to_dataset
         )

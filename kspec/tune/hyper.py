@@ -130,7 +130,7 @@ class SpecHyperModel(kt.HyperModel):
 
     def fit(self, hp, model, *args, callbacks=None, epochs=None, initial_epoch=0, **kwargs):
         from kspec.data.pipeline import to_dataset
-        from kspec.train.fit import _class_weight
+        from kspec.train.fit import class_weights
 
         spec = self.resolve(hp)
         t = spec.training
@@ -141,7 +141,7 @@ class SpecHyperModel(kt.HyperModel):
         guard = _StopOnNonFinite()
         cbs = list(callbacks or []) + _spec_callbacks(spec) + self.callbacks + [guard]
         common = dict(validation_data=val, steps_per_epoch=t.steps_per_epoch,
-                      class_weight=_class_weight(spec, self.data.train.y), callbacks=cbs,
+                      class_weight=class_weights(spec, self.data.train.y), callbacks=cbs,
                       verbose=0, shuffle=False)
         if t.phases and epochs is None:
             history = self._fit_phases(model, spec, train, common)
