@@ -97,3 +97,28 @@ def test_json_schema_describes_layers_and_forbids_unknown_keys():
         assert name in schema["$defs"], name
     assert schema["$defs"]["Dense"]["additionalProperties"] is False
     assert '"const": "dense"' in text or '"enum": ["dense"]' in text
+
+
+def test_every_example_spec_is_valid_under_the_json_schema_and_typos_are_not():
+    """Editors validate with the JSON Schema: it must accept what kspec accepts (search
+    spaces and graph forms included) and flag what it refuses."""
+    import copy
+
+    import jsonschema
+
+    from kspec.spec.loader import parse_text
+
+    validator = jsonschema.Draft202012Validator(json_schema())
+    specs = sorted((ROOT / "specs").glob("*.yaml"))
+    assert specs
+    for path in specs:
+        errors = list(validator.iter_errors(parse_text(path.read_text())))
+        assert not errors, f"{path.name}: {errors[0].message[:200]}"
+    quick = parse_text((ROOT / "specs/quickstart.yaml").read_text())
+    for change in ({"unitz": 3}, {"units": "eight"}, {"units": {"$choise": [1, 2]}}):
+        bad = copy.deepcopy(quick)
+        bad["model"]["layers"][1].update(change)
+        assert list(validator.iter_errors(bad)), change
+    good = copy.deepcopy(quick)
+    good["model"]["layers"][1]["units"] = {"$int": {"min": 8, "max": 64, "step": 8}}
+    assert not list(validator.iter_errors(good))

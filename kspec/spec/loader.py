@@ -288,11 +288,42 @@ def to_yaml(spec: Spec | Mapping[str, Any]) -> str:
 
 
 def json_schema() -> dict[str, Any]:
-    """JSON Schema of the spec format, for editors (``kspec schema``)."""
+    """JSON Schema of the spec format, for editors (``kspec schema``).
+
+    Two things pydantic's schema cannot say on its own are added: a user-registered layer
+    type is any name *other than* a built-in one (so exactly one layer schema matches each
+    layer), and any value may be written as a search space (``{$choice: [...]}``, ...).
+    """
+    from kspec.spec.model import BUILTIN_LAYERS
+    from kspec.spec.search import search_space_json_schema
+
     schema = Spec.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "kspec model spec"
+    defs = schema.setdefault("$defs", {})
+    custom = defs.get("CustomLayer", {}).get("properties", {}).get("type")
+    if custom is not None:
+        custom["not"] = {"enum": sorted(BUILTIN_LAYERS)}
+    space_defs = {"SearchSpace", "SearchSpec", "Objective", "SearchEarlyStopping",
+                  "HyperbandOptions", "BayesianOptions", "DistributedOptions"}
+    ref = {"$ref": "#/$defs/SearchSpace"}
+    for name, model in [("", schema), *defs.items()]:
+        if name in space_defs:
+            continue
+        for key, prop in model.get("properties", {}).items():
+            if name == "" and key in ("kspec", "search"):
+                continue
+            model["properties"][key] = {"anyOf": [_space_items(prop, ref), ref]}
+    defs["SearchSpace"] = search_space_json_schema()
     return schema
+
+
+def _space_items(prop: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
+    """Let list items be search spaces too (``metrics: [{$choice: [...]}]``)."""
+    for node in [prop, *prop.get("anyOf", [])]:
+        if isinstance(node.get("items"), dict):
+            node["items"] = {"anyOf": [node["items"], ref]}
+    return prop
 
 
 def dumps_json(spec: Spec) -> str:

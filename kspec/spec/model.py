@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, WithJsonSchema, field_validator, model_validator
 
 from kspec import registry
 from kspec.errors import SpecError
@@ -267,7 +267,13 @@ class Block(Strict):
     """
 
     name: str = Field(..., pattern=_NAME)
-    inputs: list[str] = Field(..., min_length=1, description="input or block names")
+    inputs: Annotated[
+        list[str],
+        # One name may be written without a list (see _one_name); tell editors so.
+        WithJsonSchema({"anyOf": [{"type": "string"},
+                                  {"type": "array", "items": {"type": "string"}, "minItems": 1}],
+                        "description": "input or block name(s)"}),
+    ] = Field(..., min_length=1, description="input or block names")
     merge: Literal["concatenate", "add", "multiply", "average", "maximum", "subtract"] | None = (
         None)
     axis: int = Field(-1, description="concatenation axis")

@@ -106,6 +106,19 @@ class ChoiceSpace(Strict):
 _BODIES = {"$int": IntSpace, "$float": FloatSpace, "$bool": BoolSpace, "$choice": ChoiceSpace}
 
 
+def search_space_json_schema() -> dict[str, Any]:
+    """JSON Schema of one search space: a mapping with exactly one ``$`` key."""
+    options = [{"type": "object", "properties": {"$choice": {"type": "array", "minItems": 1}},
+                "required": ["$choice"], "additionalProperties": False}]
+    for key, model in _BODIES.items():
+        body = model.model_json_schema()
+        body.pop("title", None)
+        options.append({"type": "object", "properties": {key: body}, "required": [key],
+                        "additionalProperties": False})
+    return {"description": "a search space (kspec tune): {$choice: [...]}, {$int: {min, max}}, "
+            "{$float: {min, max, sampling}} or {$bool: {}}", "oneOf": options}
+
+
 # -- the search section --------------------------------------------------------------------------
 _MINIMIZE = ("loss", "error", "mse", "mae", "crossentropy", "hinge", "poisson", "divergence",
              "squared", "absolute", "huber", "logcosh")
