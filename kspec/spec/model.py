@@ -179,19 +179,10 @@ class CustomLayer(LayerBase):
     @model_validator(mode="after")
     def _registered(self) -> "CustomLayer":
         registry.load_builtins()
-        entry = registry.LAYERS.get(self.type, "")  # raises for unknown names
-        params = dict(self.model_extra or {})
-        accepted = entry.accepted_params()
-        if accepted is not None:
-            for key in params:
-                if key not in accepted:
-                    raise RelativeSpecError(
-                        SpecError(
-                            f".{key}",
-                            f"unknown parameter {key!r} for layer {self.type!r}",
-                            valid=sorted(accepted),
-                        )
-                    )
+        try:  # the same name and parameter checks as every other registry reference
+            registry.LAYERS.split_ref({"type": self.type, **self.params}, "")
+        except SpecError as e:
+            raise RelativeSpecError(e) from None
         return self
 
     @property
