@@ -37,6 +37,8 @@ def check_lengths(split: Split, where: str) -> None:
         arrays["y"] = split.y
     if split.sample_weight is not None:
         arrays["sample_weight"] = split.sample_weight
+    if split.groups is not None:
+        arrays["groups"] = split.groups
     for k, v in arrays.items():
         if len(v) != n:
             raise DataError(f"{where}: {k} has {len(v)} rows but the features have {n}")
@@ -109,10 +111,28 @@ def check_inputs(spec: Any, splits: dict[str, Split], source: str) -> None:
                                 f"{list(shape)}{hint}")
 
 
+_PACKED = {"label_columns", "grouped"}
+
+
 def _loss_name(loss: Any) -> str | None:
+    """The loss that judges the labels; the ``label_columns`` wrapper names the one inside."""
     if isinstance(loss, dict):
+        if loss.get("type") in _PACKED:
+            return _loss_name(loss.get("loss", "binary_crossentropy"))
         loss = loss.get("type")
+    if loss in _PACKED:
+        return "binary_crossentropy"  # label_columns's default wrapped loss
     return loss if isinstance(loss, str) else None
+
+
+def _prepacked(spec: Any) -> bool:
+    """Targets from ``pack_groups`` passed to ``kspec.fit``: their last column is the group.
+
+    With ``data.groups`` the labels are checked before kspec packs them, so nothing is cut.
+    """
+    loss = getattr(getattr(spec, "training", None), "loss", None)
+    kind = loss.get("type") if isinstance(loss, dict) else loss
+    return kind in _PACKED and getattr(spec.data, "groups", None) is None
 
 
 def _outputs(spec: Any) -> list[tuple[str, str | None, int | None]]:
@@ -174,6 +194,7 @@ def check_labels(spec: Any, splits: dict[str, Split], source: str, meta: dict) -
         return
     outputs = _outputs(spec)
     declared = getattr(spec.data, "classes", None)
+    prepacked = _prepacked(spec)
     for name, split in splits.items():
         where = _where(source, name)
         ys = split.y if isinstance(split.y, dict) else (
@@ -182,6 +203,8 @@ def check_labels(spec: Any, splits: dict[str, Split], source: str, meta: dict) -
             y = ys.get(out_name)
             if not isinstance(y, np.ndarray):
                 continue
+            if prepacked and y.ndim == 2 and y.shape[1] > 1:
+                y = y[:, :-1]  # the label column(s) only, not the group
             what = "the label" if len(outputs) == 1 else f"the label of output {out_name!r}"
             names = meta.get("class_names")
             if declared is not None and len(outputs) == 1:

@@ -7,6 +7,7 @@ fraction then carves a split the source lacks out of its training split.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping
 
 import numpy as np
@@ -32,8 +33,12 @@ def _is_frame(value: Any) -> bool:
     return type(value).__name__ == "DataFrame" and hasattr(value, "columns")
 
 
-def _read_source(src, input_names: list[str], path: str):
-    """``({split: Split}, label, meta)``; the split key ``"all"`` means "not yet split"."""
+def _read_source(src, input_names: list[str], path: str, groups=None):
+    """``({split: Split}, label, meta)``; the split key ``"all"`` means "not yet split".
+
+    Sources with columns or arrays read ``groups`` (``data.groups``) themselves; a group
+    given by a feature is read later from the features, for every source alike.
+    """
     if isinstance(src, BundledSource):
         from kspec.data.datasets import load_bundled
 
@@ -46,11 +51,11 @@ def _read_source(src, input_names: list[str], path: str):
     if isinstance(src, NpzSource):
         from kspec.data.tables import read_npz
 
-        return read_npz(src, input_names, path)
+        return read_npz(src, input_names, path, groups)
     if isinstance(src, CsvSource):
         from kspec.data.tables import read_csv
 
-        return read_csv(src, input_names, path)
+        return read_csv(src, input_names, path, groups)
     if isinstance(src, ImageFolderSource):
         from kspec.data.images import read_image_folder
 
@@ -82,7 +87,8 @@ def _as_split(value: Any, spec: Spec, where: str) -> tuple[Split, dict]:
 
         if y is not None and hasattr(y, "to_numpy"):
             y = y.to_numpy()
-        split, meta = read_frame(x, y, spec.data.source, input_names, "data.source")
+        split, meta = read_frame(x, y, spec.data.source, input_names, "data.source",
+                                 spec.data.groups)
         split.sample_weight = weight
         return split, meta
     if isinstance(x, Mapping):
@@ -94,6 +100,13 @@ def _as_split(value: Any, spec: Spec, where: str) -> tuple[Split, dict]:
         xs = {input_names[0]: np.asarray(x)}
     y = {k: np.asarray(v) for k, v in y.items()} if isinstance(y, Mapping) else (
         None if y is None else np.asarray(y))
+    groups = spec.data.groups
+    if groups is not None and groups.feature is None:
+        key = "column" if groups.column is not None else "array"
+        raise SpecError(f"data.groups.{key}", f"{where}: arrays have no {key}s; name the "
+                        "group by its feature, or pass a DataFrame", value=getattr(groups, key),
+                        valid="feature: INDEX, or kspec.fit(spec, data=(x, pack_groups(y, g))) "
+                        "without data.groups")
     return Split(xs, y, weight), {}
 
 
@@ -172,7 +185,8 @@ def load_data(spec: Spec, data: Any = None) -> Data:
         if spec.data.source is None:
             raise SpecError("data.source", "no data: give a source in the spec or pass "
                             "data=(x, y) to kspec.fit")
-        parts, label, meta = _read_source(spec.data.source, input_names, "data.source")
+        parts, label, meta = _read_source(spec.data.source, input_names, "data.source",
+                                          spec.data.groups)
     elif isinstance(data, Mapping) and "train" in data:
         unknown = set(data) - {"train", "validation", "test"}
         if unknown:
@@ -189,6 +203,9 @@ def load_data(spec: Spec, data: Any = None) -> Data:
         parts = {"all": whole}
         label = "<DataFrame>" if _is_frame(data) or (
             isinstance(data, tuple) and _is_frame(data[0])) else "<arrays>"
+    groups = spec.data.groups
+    if groups is not None:
+        parts = _read_groups(spec, parts, label, meta)
     # Check the source as given, so that row numbers point into the file or array the
     # user has, not into a shuffled split.
     check_splits(parts, label, meta)
@@ -200,4 +217,33 @@ def load_data(spec: Spec, data: Any = None) -> Data:
         if len(split) == 0:
             raise DataError(f"{label}: the {name} split is empty after splitting "
                             f"{len(parts.get('all', parts.get('train')))} rows")
+    if groups is not None:
+        # Packed only now: stratification and the label checks above saw plain labels.
+        from kspec.data.groups import pack_split
+
+        for name, split in result.splits().items():
+            setattr(result, name, pack_split(split, f"{label} ({name} split)"))
     return result
+
+
+def _read_groups(spec: Spec, parts: dict[str, Split], label: str,
+                 meta: dict) -> dict[str, Split]:
+    """Every part with its group ids (``Split.groups``), checked against the metrics."""
+    from kspec.data.groups import check_group_ids, feature_groups, group_names
+
+    groups = spec.data.groups
+    out = {}
+    for name, split in parts.items():
+        if groups.feature is not None:
+            where = label if name == "all" else f"{label} ({name} split)"
+            split = dataclasses.replace(split, groups=feature_groups(split, groups, where,
+                                                                     meta))
+        if split.groups is None:
+            raise DataError(f"{label}: data.groups names the {groups.where()}, but the "
+                            f"{name} data came without it")
+        out[name] = split
+    check_group_ids(spec, out, label, meta)
+    names = group_names(groups)
+    if names:
+        meta["group_names"] = names
+    return out

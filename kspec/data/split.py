@@ -14,6 +14,9 @@ Arrays = dict[str, np.ndarray]
 class Split:
     """One split: features by input name, labels (one array, or one per output).
 
+    ``groups`` holds each row's group id (``data.groups``) and follows its rows in
+    :meth:`take`; after splitting it is also packed into ``y`` for the fairness metrics.
+
     Example:
         >>> s = Split({"x": np.zeros((4, 2))}, np.arange(4))
         >>> len(s.take(np.array([0, 2])))
@@ -23,6 +26,7 @@ class Split:
     x: Arrays
     y: np.ndarray | Arrays | None
     sample_weight: np.ndarray | None = None
+    groups: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(next(iter(self.x.values())))
@@ -30,7 +34,8 @@ class Split:
     def take(self, index: np.ndarray) -> "Split":
         pick = lambda a: None if a is None else a[index]  # noqa: E731
         y = {k: v[index] for k, v in self.y.items()} if isinstance(self.y, dict) else pick(self.y)
-        return Split({k: v[index] for k, v in self.x.items()}, y, pick(self.sample_weight))
+        return Split({k: v[index] for k, v in self.x.items()}, y, pick(self.sample_weight),
+                     pick(self.groups))
 
 
 @dataclass

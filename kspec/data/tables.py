@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from kspec.data.groups import column_groups, group_ids
 from kspec.data.split import Split
 from kspec.errors import DataError, SpecError, suggest
 
@@ -33,9 +34,13 @@ def label_columns(label: Any) -> dict[str | None, str]:
 
 
 def input_groups(src: Any, columns: list[str], input_names: list[str], where: str,
-                 file: str) -> dict[str, list[str]]:
-    """The columns of every model input, checked against the frame's columns."""
-    labels = set(label_columns(src.label).values())
+                 file: str, attribute: str | None = None) -> dict[str, list[str]]:
+    """The columns of every model input, checked against the frame's columns.
+
+    ``attribute`` (the ``data.groups`` column) is left out of the default features: a
+    sample attribute feeds the model only when ``features`` or ``inputs`` list it.
+    """
+    labels = set(label_columns(src.label).values()) | {attribute}
     if src.inputs:
         for name in src.inputs:
             if name not in input_names:
@@ -79,11 +84,13 @@ def _numeric(frame, col: str, file: str, row_offset: int) -> np.ndarray:
 
 
 def frames_to_splits(frames: dict[str, Any], src: Any, input_names: list[str], where: str,
-                     files: dict[str, str], row_offset: int) -> tuple[dict[str, Split], dict]:
+                     files: dict[str, str], row_offset: int,
+                     groups: Any = None) -> tuple[dict[str, Split], dict]:
     """Column groups -> feature arrays; labels -> integer codes when they are strings.
 
     String labels get codes in sorted order over all splits together, so that separate
-    train and test files agree on them.
+    train and test files agree on them. ``groups`` (``data.groups``) with a ``column``
+    reads each row's group id from it.
     """
     import pandas as pd
 
@@ -102,10 +109,16 @@ def frames_to_splits(frames: dict[str, Any], src: Any, input_names: list[str], w
     if codes:
         meta["class_names"] = next(iter(codes.values())) if len(codes) == 1 else codes
     out = {}
+    attribute = groups.column if groups is not None else None
     for split, frame in frames.items():
-        groups = input_groups(src, list(frame.columns), input_names, where, files[split])
+        # The group column first: a misspelt one would otherwise surface as a text column
+        # among the default features.
+        ids = (column_groups(frame, groups, files[split], {"row_offset": row_offset})
+               if attribute is not None else None)
+        columns = input_groups(src, list(frame.columns), input_names, where, files[split],
+                               attribute)
         x = {name: np.stack([_numeric(frame, c, files[split], row_offset) for c in cols], 1)
-             if cols else np.zeros((len(frame), 0), "float32") for name, cols in groups.items()}
+             if cols else np.zeros((len(frame), 0), "float32") for name, cols in columns.items()}
         ys = {}
         for output, col in labels.items():
             if col in codes:
@@ -114,14 +127,14 @@ def frames_to_splits(frames: dict[str, Any], src: Any, input_names: list[str], w
             else:
                 ys[output] = frame[col].to_numpy()
         y = ys.get(None) if None in ys else (ys or None)
-        out[split] = Split(x, y)
-        meta.setdefault("feature_names", dict(groups))
+        out[split] = Split(x, y, groups=ids)
+        meta.setdefault("feature_names", dict(columns))
     if len(meta.get("feature_names", {})) == 1:
         meta["feature_names"] = next(iter(meta["feature_names"].values()))
     return out, meta
 
 
-def read_csv(src: Any, input_names: list[str], where: str):
+def read_csv(src: Any, input_names: list[str], where: str, groups: Any = None):
     """``{split: Split}``, a label for messages and meta (feature and class names)."""
     import pandas as pd
 
@@ -134,12 +147,14 @@ def read_csv(src: Any, input_names: list[str], where: str):
         if len(frames[split]) == 0:
             raise DataError(f"{p}: the file has a header but no rows")
     # Row numbers in messages count the header as line 1, as editors do.
-    splits, meta = frames_to_splits(frames, src, input_names, where, paths, row_offset=2)
+    splits, meta = frames_to_splits(frames, src, input_names, where, paths, row_offset=2,
+                                    groups=groups)
     meta["row_offset"] = 2
     return splits, ", ".join(paths.values()), meta
 
 
-def read_frame(frame: Any, y: Any, src: Any, input_names: list[str], where: str):
+def read_frame(frame: Any, y: Any, src: Any, input_names: list[str], where: str,
+               groups: Any = None):
     """A DataFrame (labels in a column named by the source, or given as ``y``)."""
     from kspec.spec.data import DataFrameSource
 
@@ -151,14 +166,15 @@ def read_frame(frame: Any, y: Any, src: Any, input_names: list[str], where: str)
     elif y is not None:
         src = src.model_copy(update={"label": None})
     splits, meta = frames_to_splits({"all": frame}, src, input_names, where,
-                                    {"all": "<DataFrame>"}, row_offset=0)
+                                    {"all": "<DataFrame>"}, row_offset=0, groups=groups)
     if y is not None:
         splits["all"].y = ({k: np.asarray(v) for k, v in y.items()}
                            if isinstance(y, Mapping) else np.asarray(y))
     return splits["all"], meta
 
 
-def read_npz(src: Any, input_names: list[str], where: str):
+def read_npz(src: Any, input_names: list[str], where: str, groups: Any = None):
+    """``{split: Split}``; ``groups.array`` names the array of group ids."""
     paths = _paths(src.path)
     out = {}
     for split, p in paths.items():
@@ -183,5 +199,11 @@ def read_npz(src: Any, input_names: list[str], where: str):
                     raise SpecError(where, f"{p} has no array {key!r}", valid=z.files)
             x = {name: z[key] for name, key in keys.items()}
             ys = {k: z[v] for k, v in labels.items()}
-        out[split] = Split(x, ys.get(None) if None in ys else (ys or None))
+            ids = None
+            if groups is not None and groups.array is not None:
+                if groups.array not in z.files:
+                    raise SpecError("data.groups.array", f"{p} has no array {groups.array!r}",
+                                    valid=z.files, hint=suggest(groups.array, z.files))
+                ids = group_ids(z[groups.array], groups, p, f"array {groups.array!r}", {})
+        out[split] = Split(x, ys.get(None) if None in ys else (ys or None), groups=ids)
     return out, ", ".join(paths.values()), {}

@@ -2,10 +2,12 @@
 
 :func:`lint_spec` raises :class:`SpecError` for combinations that cannot be right (softmax
 applied twice, softmax over one unit, a fixed image filter on a dense layer, maxout pieces
-that do not divide the units) and returns warnings, each starting with its spec path, for
-ones that are probably wrong (a probability loss on an output without a matching
+that do not divide the units, ``data.groups`` or the group-aware metrics without the
+``label_columns`` loss) and returns warnings, each starting with its spec path, for ones
+that are probably wrong (a probability loss on an output without a matching
 activation, constant initializers on hidden layers, an initializer that does not suit its
-activation, Poisson or hinge losses on outputs of the wrong range).
+activation, Poisson or hinge losses on outputs of the wrong range, groups that no metric
+reads).
 
 Example:
     >>> from kspec.spec import load_spec
@@ -62,6 +64,7 @@ def lint_spec(spec: Any) -> list[str]:
         _check_stack(stack, path, output_layer_paths, found)
     _check_losses(spec, outputs, found)
     _check_weighting(spec, outputs)
+    _check_groups(spec, outputs, found)
     _check_metrics(spec, outputs)
     return found
 
@@ -100,6 +103,45 @@ def _check_metrics(spec, outputs: dict[str, _Act | None]) -> None:
                 raise SpecError(f"{mpath}.group", f"group {group} does not exist with "
                                 f"num_groups {groups}", value=group,
                                 valid=f"0 .. {groups - 1} (or raise num_groups)")
+
+
+def _check_groups(spec, outputs: dict, found: list[str]) -> None:
+    """``data.groups``, the ``label_columns`` loss and the group-aware metrics go together:
+    kspec packs the group into the targets only when the spec says where it comes from."""
+    groups = getattr(spec.data, "groups", None)
+    readers = [(m, mpath) for out in outputs for m, mpath in _metric_refs(spec, out)
+               if "packed_groups" in registry.METRICS.split_ref(m, mpath)[0].tags]
+    if groups is None:
+        if readers and spec.data.source is not None:
+            name = registry.METRICS.split_ref(*readers[0])[0].name
+            raise SpecError(readers[0][1], f"{name!r} reads each example's group, but the "
+                            "spec does not say where the group comes from", value=name,
+                            valid="data.groups: {column: NAME} (csv, dataframe), {array: KEY} "
+                            "(npz) or {feature: NAME|INDEX}")
+        return
+    if len(outputs) != 1:
+        raise SpecError("data.groups", "groups are packed into the targets of a model with one "
+                        f"output; this one has {sorted(outputs)}", value=groups.where(),
+                        valid="a single-output model")
+    t = spec.training
+    if t.targets:
+        raise SpecError("data.groups", "groups cannot be combined with training.targets (the "
+                        "derived targets would lose the group column)", value=groups.where(),
+                        valid="labels as the source gives them")
+    if t.class_weight is not None:
+        raise SpecError("training.class_weight", "class weights read the class from the "
+                        "targets, which data.groups packs with the group", value=t.class_weight,
+                        valid="no class_weight with data.groups")
+    ref, path = next(iter(_losses(spec).values()))
+    loss = registry.LOSSES.split_ref(ref, path)[0]
+    if "packed_groups" not in loss.tags:
+        raise SpecError(path, f"data.groups packs each row's group into the targets, and "
+                        f"{loss.name!r} would read it as part of the label", value=loss.name,
+                        valid=f"{{type: label_columns, loss: {loss.name}}}")
+    if not readers:
+        found.append(f"data.groups: the {groups.where()} is packed into the targets, but no "
+                     "metric reads it; add subgroup_accuracy, subgroup_accuracy_gap or "
+                     "statistical_parity to training.metrics")
 
 
 def _check_classes(entry, params: dict, mpath: str, act: _Act | None) -> None:

@@ -15,6 +15,11 @@ groups of a CSV / DataFrame, array keys of an NPZ file, feature keys of a TFDS d
 
 Every preprocessing and augmentation step applies to the inputs listed in its ``inputs``
 (default: every input).
+
+``groups`` names each row's group (a sensitive attribute) for the fairness metrics: a
+column, an NPZ array or a feature, optionally cut into ``bins`` or mapped with ``map``::
+
+    groups: {feature: "mean radius", bins: [15.0]}     # 0: below 15, 1: 15 and above
 """
 
 from __future__ import annotations
@@ -154,6 +159,56 @@ class Splits(Strict):
                 )
             )
         return self
+
+
+class Groups(Strict):
+    """Where each row's group (a sensitive attribute) comes from, for the fairness metrics.
+
+    Exactly one of ``column`` (CSV / DataFrame; it need not be a feature), ``array`` (NPZ)
+    or ``feature`` (a feature of the one input's 2-D table, by name or index). The values
+    must be integer ids 0, 1, ... unless ``bins`` cuts numbers into ranges (``bins: [30,
+    60]``: below 30 -> 0, 30 up to 60 -> 1, 60 and above -> 2) or ``map`` gives each value
+    its id (``map: {female: 0, male: 1}``).
+    """
+
+    column: str | None = Field(None, description="CSV / DataFrame column with the group")
+    array: str | None = Field(None, description="NPZ array key with the group")
+    feature: str | int | None = Field(
+        None, description="feature (name or index) of a 2-D table input with the group")
+    bins: list[float] | None = Field(
+        None, min_length=1, description="increasing edges; group i holds [bins[i-1], bins[i])")
+    map: dict[Union[str, int, float], Annotated[int, Field(ge=0)]] | None = Field(
+        None, min_length=1, description="value -> group id, for categories")
+
+    @model_validator(mode="after")
+    def _one_place(self) -> "Groups":
+        given = [k for k in ("column", "array", "feature") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise RelativeSpecError(SpecError(
+                f".{given[1]}" if given else "", "groups come from one place: give one of "
+                "column, array or feature", value=given or None,
+                valid="column: NAME (csv, dataframe), array: KEY (npz) or feature: NAME|INDEX"))
+        if self.bins is not None and self.map is not None:
+            raise RelativeSpecError(SpecError(".map", "bins cut numbers into ranges and map "
+                                              "names categories; give one of them",
+                                              value=self.map))
+        if self.bins is not None and any(a >= b for a, b in zip(self.bins, self.bins[1:])):
+            raise RelativeSpecError(SpecError(".bins", "bin edges must increase strictly",
+                                              value=self.bins))
+        return self
+
+    def where(self) -> str:
+        """``column 'sex'``, ``array 'group'`` or ``feature 'mean radius'``, for messages."""
+        for key in ("column", "array", "feature"):
+            if getattr(self, key) is not None:
+                return f"{key} {getattr(self, key)!r}"
+        return "groups"
+
+
+# Which ``groups`` keys each source can serve (``feature`` needs a 2-D table of features).
+_GROUPS_FROM = {"csv": ("column", "feature"), "dataframe": ("column", "feature"),
+                "npz": ("array", "feature"), "bundled": ("feature",), "image_folder": (),
+                "tfds": ()}
 
 
 # -- preprocessing fitted on the training split ---------------------------------------------
@@ -316,3 +371,23 @@ class DataSpec(Strict):
     classes: PositiveInt | None = Field(
         None, description="number of classes, to check labels when the model cannot tell")
     cache: bool = Field(True, description="cache evaluation batches in memory")
+    groups: Groups | None = Field(
+        None, description="each row's group for the fairness metrics: "
+        "{column: NAME} | {array: KEY} | {feature: NAME|INDEX}, with optional bins or map")
+
+    @model_validator(mode="after")
+    def _groups_fit_the_source(self) -> "DataSpec":
+        if self.groups is None or self.source is None:
+            return self
+        kind = self.source.type
+        served = _GROUPS_FROM.get(kind, ())
+        key = next(k for k in ("column", "array", "feature") if getattr(self.groups, k)
+                   is not None)
+        if key not in served:
+            reason = (f"the {kind} source cannot provide groups" if not served else
+                      f"the {kind} source has no {key}s to take groups from")
+            raise RelativeSpecError(SpecError(
+                f".groups.{key}", reason, value=getattr(self.groups, key),
+                valid=" or ".join(f"{k}: ..." for k in served) if served
+                else "a csv, npz, dataframe or bundled table source"))
+        return self
