@@ -32,13 +32,22 @@ def _metric(ref: Any, path: str) -> Any:
     metric = METRICS.build(ref, path)
     name = getattr(metric, "name", None)
     given = isinstance(ref, dict) and "name" in ref
-    if isinstance(name, str) and not given and re.fullmatch(r".+_\d+", name):
+    base = _snake_case(type(metric).__name__)
+    if isinstance(name, str) and not given and re.fullmatch(re.escape(base) + r"_\d+", name):
         # Keras numbers the default name of every further instance (auc, auc_1, ...), so a
         # second model built in one session (ensemble members, search trials) would report
-        # "auc_5"; the spec's metric keeps its plain name.
+        # "auc_5"; the spec's metric keeps its plain name. Only that suffix is removed: a
+        # name a metric chose itself ("group_1_accuracy") is kept.
         params = dict(ref) if isinstance(ref, dict) else {"type": ref}
-        metric = METRICS.build({**params, "name": re.sub(r"_\d+$", "", name)}, path)
+        metric = METRICS.build({**params, "name": base}, path)
     return metric
+
+
+def _snake_case(class_name: str) -> str:
+    """Keras's default metric name for a class (``AUC`` -> ``auc``, ``F1Score`` ->
+    ``f1_score``), as ``keras.src.utils.naming.to_snake_case`` derives it."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", class_name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def _metrics(refs, path):
