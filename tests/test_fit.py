@@ -128,3 +128,17 @@ def test_resume_after_a_crash_continues_from_the_last_epoch(tmp_path, tiny_spec,
     rows = list(csv.DictReader((run_dir / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
     assert json.loads((run_dir / "meta.json").read_text())["status"] == "finished"
+
+
+def test_metric_names_stay_plain_across_models_in_one_session(tmp_path, tiny_spec,
+                                                              tiny_classification):
+    """Keras numbers repeated default names (auc, auc_1, ...); runs report the spec's name,
+    and a name a metric chose itself keeps its digits."""
+    tiny_spec["training"]["metrics"] = [
+        "accuracy", {"type": "sparse_top_k_categorical_accuracy", "k": 2},
+        {"type": "per_class_accuracy", "class_id": 1}]
+    first = kspec.fit(tiny_spec, data=tiny_classification, out=tmp_path, epochs=1)
+    second = kspec.fit(tiny_spec, data=tiny_classification, out=tmp_path, epochs=1)
+    for run in (first, second):
+        assert {"sparse_top_k_categorical_accuracy", "class_1_accuracy"} <= set(
+            run.metrics["test"]), sorted(run.metrics["test"])
