@@ -54,7 +54,9 @@ def build_model(
         spec: a Spec (or anything ``load_spec`` reads).
         shapes: input shapes inferred from data, for inputs whose shape the spec omits.
         input_layers: layers applied to each named input before the stack (fitted
-            normalization, augmentation); they become part of the model.
+            normalization, augmentation); they become part of the model. A layer with
+            ``side_inputs`` (categorical columns joining a numeric input) adds those
+            ``keras.Input``s to the model's inputs.
         seed: seed the backend with ``spec.seed`` first, so two builds have equal weights.
 
     Returns:
@@ -79,16 +81,19 @@ def build_model(
         for inp in spec.model.inputs
     }
     tensors = {}
+    side_inputs = []  # inputs that an input layer adds (categorical text columns)
     for name, x in inputs.items():
         for layer in (input_layers or {}).get(name, ()):
             x = layer(x)
+            side_inputs += getattr(layer, "side_inputs", [])
         tensors[name] = x
+    model_inputs = [*inputs.values(), *side_inputs]
     if spec.model.is_graph:
         from kspec.build.graph import build_graph
 
         outputs = build_graph(spec.model, tensors)
         try:
-            return keras.Model(inputs=list(inputs.values()),
+            return keras.Model(inputs=model_inputs,
                                outputs=outputs[0] if len(outputs) == 1 else outputs,
                                name=spec.name)
         except ValueError as e:  # e.g. two layers with one name
@@ -105,4 +110,4 @@ def build_model(
         if is_last and layer_spec.name is None:
             lname = spec.model.output_name
         x = build_layer(layer_spec, x, f"model.layers[{i}]", lname)
-    return keras.Model(inputs=list(inputs.values()), outputs=x, name=spec.name)
+    return keras.Model(inputs=model_inputs, outputs=x, name=spec.name)

@@ -86,6 +86,10 @@ def check_data(data: Data) -> None:
 def check_inputs(spec: Any, splits: dict[str, Split], source: str) -> None:
     """Every model input has data of the declared shape; no data goes unused."""
     declared = {i.name: i.shape for i in spec.model.inputs}
+    # Categorical columns are string inputs the data section adds: one text per row.
+    data_spec = getattr(spec, "data", None)
+    if data_spec is not None and hasattr(data_spec, "categorical_inputs"):
+        declared.update({name: [1] for name in data_spec.categorical_inputs()})
     for name, split in splits.items():
         where = _where(source, name)
         extra = [k for k in split.x if k not in declared]

@@ -214,7 +214,12 @@ def _targets(step: Any, names: list[str], where: str) -> list[str]:
 
 
 def fit_preprocessing(spec: Spec, x: dict[str, np.ndarray]) -> dict[str, list[Fitted]]:
-    """Fit every step of ``data.preprocessing`` on ``x`` (one array per input name)."""
+    """Fit every step of ``data.preprocessing`` on ``x`` (one array per input name).
+
+    The string inputs of categorical columns are left out: their lookup is their fit.
+    """
+    text = spec.data.categorical_inputs()
+    x = {n: v for n, v in x.items() if n not in text}
     names = list(x)
     out: dict[str, list[Fitted]] = {n: [] for n in names}
     current = {n: np.asarray(v) for n, v in x.items()}
@@ -297,7 +302,10 @@ def input_layers(spec: Spec, data: Data | None) -> dict[str, list[Any]]:
             the spec has no preprocessing (augmentation needs no data).
 
     Returns:
-        ``{input_name: [keras layers in order]}``; inputs without steps are left out.
+        ``{input_name: [keras layers in order]}``; inputs without steps are left out. An
+        input that categorical columns join ends with a
+        :class:`~kspec.data.categorical.JoinCategorical`, whose ``side_inputs`` are the
+        string inputs it adds to the model.
     """
     names = [i.name for i in spec.model.inputs]
     if spec.data.preprocessing and data is None:
@@ -344,4 +352,9 @@ def input_layers(spec: Spec, data: Data | None) -> dict[str, list[Any]]:
                 shapes[name] = (step.height, step.width, shape[2])
             seed = spec.seed + 1009 * (i + 1) + j  # distinct, reproducible per step and input
             out.setdefault(name, []).append(_augment_layer(step, seed, f"{name}_{step.type}_{i}"))
+    # Categorical columns join last: augmentation noise is for numbers, not one-hot codes.
+    from kspec.data.categorical import join_layers
+
+    for name, join in join_layers(spec, data).items():
+        out.setdefault(name, []).append(join)
     return out

@@ -33,7 +33,7 @@ def _is_frame(value: Any) -> bool:
     return type(value).__name__ == "DataFrame" and hasattr(value, "columns")
 
 
-def _read_source(src, input_names: list[str], path: str, groups=None):
+def _read_source(src, input_names: list[str], path: str, groups=None, categorical=None):
     """``({split: Split}, label, meta)``; the split key ``"all"`` means "not yet split".
 
     Sources with columns or arrays read ``groups`` (``data.groups``) themselves; a group
@@ -55,7 +55,7 @@ def _read_source(src, input_names: list[str], path: str, groups=None):
     if isinstance(src, CsvSource):
         from kspec.data.tables import read_csv
 
-        return read_csv(src, input_names, path, groups)
+        return read_csv(src, input_names, path, groups, categorical)
     if isinstance(src, ImageFolderSource):
         from kspec.data.images import read_image_folder
 
@@ -88,7 +88,7 @@ def _as_split(value: Any, spec: Spec, where: str) -> tuple[Split, dict]:
         if y is not None and hasattr(y, "to_numpy"):
             y = y.to_numpy()
         split, meta = read_frame(x, y, spec.data.source, input_names, "data.source",
-                                 spec.data.groups)
+                                 spec.data.groups, spec.data.categorical)
         split.sample_weight = weight
         return split, meta
     if isinstance(x, Mapping):
@@ -98,6 +98,10 @@ def _as_split(value: Any, spec: Spec, where: str) -> tuple[Split, dict]:
             raise DataError(f"{where}: the model has inputs {input_names}; pass features as a "
                             "dict keyed by input name")
         xs = {input_names[0]: np.asarray(x)}
+    if spec.data.categorical:
+        raise SpecError("data.categorical", f"{where}: arrays have no named text columns; "
+                        "pass a DataFrame", value=sorted(spec.data.categorical),
+                        valid="kspec.fit(spec, data=df) or a csv source")
     y = {k: np.asarray(v) for k, v in y.items()} if isinstance(y, Mapping) else (
         None if y is None else np.asarray(y))
     groups = spec.data.groups
@@ -186,7 +190,7 @@ def load_data(spec: Spec, data: Any = None) -> Data:
             raise SpecError("data.source", "no data: give a source in the spec or pass "
                             "data=(x, y) to kspec.fit")
         parts, label, meta = _read_source(spec.data.source, input_names, "data.source",
-                                          spec.data.groups)
+                                          spec.data.groups, spec.data.categorical)
     elif isinstance(data, Mapping) and "train" in data:
         unknown = set(data) - {"train", "validation", "test"}
         if unknown:

@@ -17,9 +17,21 @@ from kspec.data.split import Split
 from kspec.errors import DataError, SpecError, suggest
 
 
+BUNDLED_PREFIX = "bundled:"
+
+
+def _resolve(path: str) -> str:
+    """A file on disk, or ``bundled:NAME.csv`` for a table shipped with kspec."""
+    if path.startswith(BUNDLED_PREFIX):
+        from importlib import resources
+
+        return str(resources.files("kspec.datasets").joinpath(path[len(BUNDLED_PREFIX):]))
+    return os.path.expanduser(path)
+
+
 def _paths(path: str | Mapping[str, str]) -> dict[str, str]:
     paths = {"all": path} if isinstance(path, str) else dict(path)
-    return {k: os.path.expanduser(v) for k, v in paths.items()}
+    return {k: _resolve(v) for k, v in paths.items()}
 
 
 def _path_key(where: str, split: str, named: bool) -> str:
@@ -34,13 +46,15 @@ def label_columns(label: Any) -> dict[str | None, str]:
 
 
 def input_groups(src: Any, columns: list[str], input_names: list[str], where: str,
-                 file: str, attribute: str | None = None) -> dict[str, list[str]]:
-    """The columns of every model input, checked against the frame's columns.
+                 file: str, attribute: str | None = None,
+                 categorical: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """The numeric columns of every model input, checked against the frame's columns.
 
     ``attribute`` (the ``data.groups`` column) is left out of the default features: a
-    sample attribute feeds the model only when ``features`` or ``inputs`` list it.
+    sample attribute feeds the model only when ``features`` or ``inputs`` list it. The
+    ``categorical`` columns are never numeric features; they feed inputs of their own.
     """
-    labels = set(label_columns(src.label).values()) | {attribute}
+    labels = set(label_columns(src.label).values()) | {attribute} | set(categorical)
     if src.inputs:
         for name in src.inputs:
             if name not in input_names:
@@ -83,17 +97,49 @@ def _numeric(frame, col: str, file: str, row_offset: int) -> np.ndarray:
                     f"{bad.iloc[0]!r}")
 
 
+def _label_codes(frames: dict[str, Any], col: str) -> list[str]:
+    """The classes of a text label: the sorted labels of the training file (or the pool).
+
+    Only the training data names the classes, as a model trained on it would; a label
+    that only a validation or test file has is refused by :func:`_encode_labels`.
+    """
+    train = frames.get("all", frames.get("train"))
+    return sorted(train[col].dropna().astype(str).unique())
+
+
+def _encode_labels(frame: Any, col: str, classes: list[str], file: str,
+                   row_offset: int) -> np.ndarray:
+    lookup = {v: i for i, v in enumerate(classes)}
+    empty = frame[col].isna().to_numpy()
+    codes = frame[col].astype(str).map(lookup)
+    unseen = codes.isna().to_numpy()
+    if unseen.any():
+        row = int(np.argmax(empty if empty.any() else unseen))
+        line = f" (line {row + row_offset} of the file)" if row_offset else ""
+        if empty.any():
+            raise DataError(f"{file}: the label {col!r} of row {row}{line} is empty "
+                            f"({int(empty.sum())} rows like it)")
+        raise DataError(f"{file}: the label {col!r} of row {row}{line} is "
+                        f"{frame[col].iloc[row]!r}, a class the training data does not have "
+                        f"({int(unseen.sum())} rows like it; classes: {classes})")
+    return codes.to_numpy(dtype="int64")
+
+
 def frames_to_splits(frames: dict[str, Any], src: Any, input_names: list[str], where: str,
-                     files: dict[str, str], row_offset: int,
-                     groups: Any = None) -> tuple[dict[str, Split], dict]:
+                     files: dict[str, str], row_offset: int, groups: Any = None,
+                     categorical: dict[str, Any] | None = None) -> tuple[dict[str, Split], dict]:
     """Column groups -> feature arrays; labels -> integer codes when they are strings.
 
-    String labels get codes in sorted order over all splits together, so that separate
+    String labels get codes in the sorted order of the training labels, so that separate
     train and test files agree on them. ``groups`` (``data.groups``) with a ``column``
-    reads each row's group id from it.
+    reads each row's group id from it. ``categorical`` (``data.categorical``) columns
+    become string inputs of their own (:mod:`kspec.data.categorical`).
     """
     import pandas as pd
 
+    from kspec.data.categorical import check_columns, read_column
+
+    categorical = categorical or {}
     labels = label_columns(src.label)
     meta: dict[str, Any] = {}
     codes: dict[str, list] = {}
@@ -104,8 +150,7 @@ def frames_to_splits(frames: dict[str, Any], src: Any, input_names: list[str], w
                 raise SpecError(path, f"{files[split]} has no column {col!r}",
                                 valid=list(frame.columns), hint=suggest(col, frame.columns))
         if not all(pd.api.types.is_numeric_dtype(f[col]) for f in frames.values()):
-            values = pd.concat([f[col] for f in frames.values()]).dropna().astype(str)
-            codes[col] = sorted(values.unique())
+            codes[col] = _label_codes(frames, col)
     if codes:
         meta["class_names"] = next(iter(codes.values())) if len(codes) == 1 else codes
     out = {}
@@ -116,14 +161,16 @@ def frames_to_splits(frames: dict[str, Any], src: Any, input_names: list[str], w
         ids = (column_groups(frame, groups, files[split], {"row_offset": row_offset})
                if attribute is not None else None)
         columns = input_groups(src, list(frame.columns), input_names, where, files[split],
-                               attribute)
+                               attribute, tuple(categorical))
+        check_columns(categorical, list(frame.columns), files[split], columns)
         x = {name: np.stack([_numeric(frame, c, files[split], row_offset) for c in cols], 1)
              if cols else np.zeros((len(frame), 0), "float32") for name, cols in columns.items()}
+        for col, setting in categorical.items():
+            x[setting.input or col] = read_column(frame, col, setting, files[split], row_offset)
         ys = {}
         for output, col in labels.items():
             if col in codes:
-                lookup = {v: i for i, v in enumerate(codes[col])}
-                ys[output] = frame[col].astype(str).map(lookup).to_numpy()
+                ys[output] = _encode_labels(frame, col, codes[col], files[split], row_offset)
             else:
                 ys[output] = frame[col].to_numpy()
         y = ys.get(None) if None in ys else (ys or None)
@@ -134,27 +181,30 @@ def frames_to_splits(frames: dict[str, Any], src: Any, input_names: list[str], w
     return out, meta
 
 
-def read_csv(src: Any, input_names: list[str], where: str, groups: Any = None):
+def read_csv(src: Any, input_names: list[str], where: str, groups: Any = None,
+             categorical: dict[str, Any] | None = None):
     """``{split: Split}``, a label for messages and meta (feature and class names)."""
     import pandas as pd
 
     paths = _paths(src.path)
     frames = {}
+    # Categorical columns are read as text, so that codes such as '02139' keep their form.
+    as_text = {col: str for col in categorical or {}}
     for split, p in paths.items():
         if not Path(p).is_file():
             raise SpecError(_path_key(where, split, split != "all"), f"file not found: {p}")
-        frames[split] = pd.read_csv(p, sep=src.delimiter)
+        frames[split] = pd.read_csv(p, sep=src.delimiter, dtype=as_text)
         if len(frames[split]) == 0:
             raise DataError(f"{p}: the file has a header but no rows")
     # Row numbers in messages count the header as line 1, as editors do.
     splits, meta = frames_to_splits(frames, src, input_names, where, paths, row_offset=2,
-                                    groups=groups)
+                                    groups=groups, categorical=categorical)
     meta["row_offset"] = 2
     return splits, ", ".join(paths.values()), meta
 
 
 def read_frame(frame: Any, y: Any, src: Any, input_names: list[str], where: str,
-               groups: Any = None):
+               groups: Any = None, categorical: dict[str, Any] | None = None):
     """A DataFrame (labels in a column named by the source, or given as ``y``)."""
     from kspec.spec.data import DataFrameSource
 
@@ -166,7 +216,8 @@ def read_frame(frame: Any, y: Any, src: Any, input_names: list[str], where: str,
     elif y is not None:
         src = src.model_copy(update={"label": None})
     splits, meta = frames_to_splits({"all": frame}, src, input_names, where,
-                                    {"all": "<DataFrame>"}, row_offset=0, groups=groups)
+                                    {"all": "<DataFrame>"}, row_offset=0, groups=groups,
+                                    categorical=categorical)
     if y is not None:
         splits["all"].y = ({k: np.asarray(v) for k, v in y.items()}
                            if isinstance(y, Mapping) else np.asarray(y))

@@ -84,13 +84,24 @@ def as_output_dict(model: Any, values: Any) -> dict[str, np.ndarray]:
     return {output_names(model)[0]: np.asarray(values)}
 
 
+def _tensor_if_text(array: Any) -> Any:
+    """Text arrays as string tensors: ``Model.predict`` refuses NumPy object/str arrays
+    (categorical inputs) but takes ``tf.string`` tensors."""
+    array = np.asarray(array)
+    if array.dtype.kind in "OUS":
+        import tensorflow as tf
+
+        return tf.constant(array.astype(str))
+    return array
+
+
 def keras_predict(model: Any, inputs: Mapping[str, np.ndarray], batch_size: int = 256):
     """The Keras model's predictions on named inputs, keyed by output name."""
     import keras
 
     # Same structure as the model's own inputs (a tensor, a list or a dict), so Keras does
     # not have to guess how named arrays map onto it.
-    x = keras.tree.map_structure(lambda t: inputs[t.name], model.input)
+    x = keras.tree.map_structure(lambda t: _tensor_if_text(inputs[t.name]), model.input)
     if isinstance(x, list) and len(x) == 1:
         x = x[0]
     return as_output_dict(model, model.predict(x, batch_size=batch_size, verbose=0))

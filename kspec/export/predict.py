@@ -179,24 +179,47 @@ def _npz(file: Path, inputs: dict[str, dict[str, Any]]) -> dict[str, np.ndarray]
     return {n: _shape_to(n, arrays[n], d, str(file)) for n, d in inputs.items()}
 
 
+def _categorical(predictor: Predictor) -> dict[str, tuple[str, str | None]]:
+    """``{input_name: (column, missing_token)}`` of the spec's ``data.categorical``."""
+    data = (predictor.spec or {}).get("data") or {}
+    out = {}
+    for col, setting in (data.get("categorical") or {}).items():
+        setting = setting if isinstance(setting, dict) else {}  # the short form: `col: one_hot`
+        out[setting.get("input") or col] = (col, setting.get("missing"))
+    return out
+
+
 def _csv_columns(predictor: Predictor, columns: list[str]) -> dict[str, list[str]]:
     """Which columns feed which input: from the spec's CSV source when known."""
     source = ((predictor.spec or {}).get("data") or {}).get("source") or {}
+    text = {name: [col] for name, (col, _) in _categorical(predictor).items()}
     if source.get("inputs"):
-        return dict(source["inputs"])
+        return {**dict(source["inputs"]), **text}
     labels = source.get("label")
     labels = set([labels] if isinstance(labels, str) else (labels or []))
+    labels |= {cols[0] for cols in text.values()}
     feats = source.get("features") or [c for c in columns if c not in labels]
-    if len(predictor.inputs) != 1:
+    numeric = [n for n in predictor.inputs if n not in text]
+    if len(numeric) != 1:
         raise DataError(f"a CSV feeds one input, but the model has {sorted(predictor.inputs)}; "
                         "use an NPZ file with one array per input")
-    return {next(iter(predictor.inputs)): feats}
+    return {numeric[0]: feats, **text}
 
 
 def _csv(file: Path, predictor: Predictor) -> dict[str, np.ndarray]:
     import pandas as pd
 
-    frame = pd.read_csv(file, sep="\t" if file.suffix == ".tsv" else ",")
+    text = _categorical(predictor)
+    # Categorical columns stay text as written (a zip code '02139' is not the number 2139).
+    frame = pd.read_csv(file, sep="\t" if file.suffix == ".tsv" else ",",
+                        dtype={col: str for col, _ in text.values()})
+    for col, missing in text.values():
+        if col in frame.columns and frame[col].isna().any():
+            if missing is None:
+                row = int(np.argmax(frame[col].isna().to_numpy()))
+                raise DataError(f"{file}: categorical column {col!r} is empty in row {row + 2} "
+                                "and the model names no category for empty cells")
+            frame[col] = frame[col].fillna(missing)
     out = {}
     for name, cols in _csv_columns(predictor, list(frame.columns)).items():
         missing = [c for c in cols if c not in frame.columns]

@@ -20,13 +20,19 @@ Every preprocessing and augmentation step applies to the inputs listed in its ``
 column, an NPZ array or a feature, optionally cut into ``bins`` or mapped with ``map``::
 
     groups: {feature: "mean radius", bins: [15.0]}     # 0: below 15, 1: 15 and above
+
+``categorical`` turns text columns of a CSV / DataFrame into model inputs of their own
+(raw strings, encoded by a lookup fitted on the training split) that are concatenated onto
+a numeric input before the model's layers::
+
+    categorical: {embarked: one_hot, deck: {encoding: embedding, dim: 4}}
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from kspec.errors import SpecError
 from kspec.spec.base import PositiveInt, RelativeSpecError, Strict
@@ -211,6 +217,57 @@ _GROUPS_FROM = {"csv": ("column", "feature"), "dataframe": ("column", "feature")
                 "tfds": ()}
 
 
+Encoding = Literal["one_hot", "embedding"]
+
+
+def _short_form_schema(schema: dict) -> None:
+    # Editors should accept `port: one_hot` as well as the full mapping.
+    full = dict(schema)
+    schema.clear()
+    schema["anyOf"] = [full, {"type": "string", "enum": ["one_hot", "embedding"]}]
+
+
+class Categorical(Strict):
+    """How one text column becomes a model input: a vocabulary fitted on the training split.
+
+    The column becomes a string input (named ``input``, default the column) followed by a
+    ``StringLookup`` with the training vocabulary and one out-of-vocabulary bucket; its
+    encoding is concatenated onto the numeric input ``join`` (default: the only input).
+    """
+
+    model_config = ConfigDict(json_schema_extra=_short_form_schema)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, value):
+        # `port: one_hot` names the encoding alone.
+        return {"encoding": value} if isinstance(value, str) else value
+
+    encoding: Encoding = Field(
+        "one_hot", description="one_hot: one column per category (plus the OOV bucket); "
+        "embedding: a trained vector of `dim` numbers per category")
+    dim: PositiveInt | None = Field(
+        None, description="embedding size; default round(1.6 * categories ** 0.56), at most 50")
+    max_tokens: PositiveInt | None = Field(
+        None, description="keep only the most frequent categories of the training split")
+    min_count: PositiveInt = Field(
+        1, description="categories seen fewer times in training go to the OOV bucket")
+    missing: str | None = Field(
+        None, description="the category an empty cell stands for; default: an empty cell is "
+        "an error")
+    input: str | None = Field(None, description="name of the model input; default the column")
+    join: str | None = Field(
+        None, description="the model input its encoding is concatenated onto; default the only "
+        "input")
+
+    @model_validator(mode="after")
+    def _dim_for_embedding(self) -> "Categorical":
+        if self.dim is not None and self.encoding != "embedding":
+            raise RelativeSpecError(SpecError(".dim", "only an embedding has a dimension",
+                                              value=self.dim, valid="encoding: embedding"))
+        return self
+
+
 # -- preprocessing fitted on the training split ---------------------------------------------
 Per = Literal["feature", "channel", "global"]
 
@@ -374,6 +431,28 @@ class DataSpec(Strict):
     groups: Groups | None = Field(
         None, description="each row's group for the fairness metrics: "
         "{column: NAME} | {array: KEY} | {feature: NAME|INDEX}, with optional bins or map")
+    categorical: dict[str, Categorical] | None = Field(
+        None, description="text columns of a csv / dataframe source -> their encoding: "
+        "one_hot | embedding | {encoding, dim, max_tokens, min_count, missing, input, join}")
+
+    def categorical_inputs(self) -> dict[str, str]:
+        """``{model_input_name: column}`` of the categorical columns (empty without any)."""
+        return {c.input or col: col for col, c in (self.categorical or {}).items()}
+
+    @model_validator(mode="after")
+    def _categorical_from_tables(self) -> "DataSpec":
+        if not self.categorical:
+            return self
+        if self.source is not None and self.source.type not in ("csv", "dataframe"):
+            raise RelativeSpecError(SpecError(
+                ".categorical", f"the {self.source.type} source has no text columns to encode",
+                value=sorted(self.categorical), valid="a csv or dataframe source"))
+        names = self.categorical_inputs()
+        if len(names) != len(self.categorical):
+            raise RelativeSpecError(SpecError(".categorical", "two categorical columns would "
+                                              "become the same model input",
+                                              value=sorted(self.categorical)))
+        return self
 
     @model_validator(mode="after")
     def _groups_fit_the_source(self) -> "DataSpec":
