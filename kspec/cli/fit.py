@@ -25,26 +25,15 @@ def run(args) -> int:
 
         raise SpecError("fit", "give either a SPEC or --resume RUN_DIR (not both)")
     quiet_tensorflow()
+    from kspec.spec.loader import parse_overrides
     from kspec.train.fit import fit
 
     overrides = list(args.overrides)
     if args.quiet:
         overrides.append("training.verbose=0")
     result = fit(args.spec, out=args.out, resume=args.resume,
-                 overrides=_as_mapping(overrides))
+                 overrides=parse_overrides(overrides))
     print()
     print(result.summary())
     return 0
 
-
-def _as_mapping(items: list[str]) -> dict:
-    from kspec.spec.loader import apply_overrides, yaml_value
-
-    # Parse "a.b=value" once here so fit() receives typed values.
-    out = {}
-    for text in items:
-        if "=" not in text:
-            apply_overrides({}, [text])  # raises the standard SpecError
-        key, value = text.split("=", 1)
-        out[key.strip()] = yaml_value(value) if value.strip() else None
-    return out

@@ -124,19 +124,22 @@ def parse_key_path(key: str) -> list[PathPart]:
     return parts
 
 
+def parse_overrides(texts: Iterable[str]) -> dict[str, Any]:
+    """``["a.b=VALUE", ...]`` (the CLI's ``--set``) -> ``{"a.b": value}``, VALUE read as YAML."""
+    out: dict[str, Any] = {}
+    for text in texts:
+        if "=" not in text:
+            raise SpecError(text, "an override is KEY.PATH=VALUE", value=text)
+        key, value = text.split("=", 1)
+        out[key.strip()] = yaml_value(value) if value.strip() else None
+    return out
+
+
 def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any] | Iterable[str]) -> dict:
     """Set values by key path. Strings ``"a.b=VALUE"`` parse VALUE as YAML."""
-    items: list[tuple[str, Any]]
-    if isinstance(overrides, Mapping):
-        items = list(overrides.items())
-    else:
-        items = []
-        for text in overrides:
-            if "=" not in text:
-                raise SpecError(text, "an override is KEY.PATH=VALUE", value=text)
-            key, value = text.split("=", 1)
-            items.append((key.strip(), yaml_value(value) if value.strip() else None))
-    for key, value in items:
+    if not isinstance(overrides, Mapping):
+        overrides = parse_overrides(overrides)
+    for key, value in overrides.items():
         parts = parse_key_path(key)
         node: Any = raw
         for i, part in enumerate(parts[:-1]):
