@@ -15,6 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from kspec.train.rundir import jsonable
+
 ASSETS_DIR = "assets.extra"
 METADATA_FILE = "kspec.json"
 SPEC_FILE = "spec.yaml"
@@ -27,16 +29,10 @@ def write_metadata(export_dir: str | Path, metadata: dict[str, Any],
     folder.mkdir(parents=True, exist_ok=True)
     data = {"created": _dt.datetime.now().isoformat(timespec="seconds"), **metadata}
     path = folder / METADATA_FILE
-    path.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(data, indent=2, default=jsonable) + "\n", encoding="utf-8")
     if spec_yaml is not None:
         (folder / SPEC_FILE).write_text(spec_yaml, encoding="utf-8")
     return path
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "tolist"):  # NumPy scalars and arrays
-        return value.tolist()
-    return str(value)
 
 
 def read_metadata(export_dir: str | Path) -> dict[str, Any]:

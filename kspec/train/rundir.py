@@ -69,13 +69,12 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, default=_jsonable) + "\n")
+    atomic_write_text(path, json.dumps(data, indent=2, default=jsonable) + "\n")
 
 
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "tolist"):
+def jsonable(value: Any) -> Any:
+    """``json.dumps(default=...)`` for NumPy scalars and arrays (else ``str``)."""
+    if hasattr(value, "tolist"):  # NumPy scalars and arrays alike (``item`` fails on arrays)
         return value.tolist()
     return str(value)
 
