@@ -47,6 +47,15 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def first_line(text: Any, limit: int = 300) -> str:
+    """The first line of a docstring or an exception's message ("" / the exception's type
+    name when there is none), cut to ``limit`` characters, for one-line messages."""
+    body = (str(text) if text is not None else "").strip()
+    if not body:
+        return type(text).__name__ if isinstance(text, BaseException) else ""
+    return body.splitlines()[0].strip()[:limit]
+
+
 class SpecError(ValueError):
     """An invalid spec, or a spec that cannot be built, with the place it went wrong.
 

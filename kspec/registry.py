@@ -21,7 +21,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from kspec.errors import PathPart, SpecError, format_path
+from kspec.errors import PathPart, SpecError, first_line, format_path
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class Registry:
         """
 
         def add(fn: Callable[..., Any]) -> Callable[..., Any]:
-            desc = description or _first_line(fn.__doc__)
+            desc = description or first_line(fn.__doc__)
             entry = Entry(
                 name=name,
                 factory=fn,
@@ -199,10 +199,6 @@ class Registry:
             raise
         except (TypeError, ValueError) as e:
             raise SpecError(path, f"cannot build {self.kind} {entry.name!r}: {e}", value=ref) from e
-
-
-def _first_line(doc: str | None) -> str:
-    return (doc or "").strip().splitlines()[0].strip() if doc and doc.strip() else ""
 
 
 def _suggest(key: str, valid: Sequence[str] | frozenset[str]) -> str | None:

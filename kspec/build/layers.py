@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from kspec.errors import SpecError
+from kspec.errors import SpecError, first_line
 from kspec.registry import ACTIVATIONS, INITIALIZERS, LAYERS, REGULARIZERS
 from kspec.spec import model as m
 
@@ -70,7 +70,7 @@ def builtin(type_name: str, description: str):
 
 
 def _doc(cls) -> str:
-    return (cls.__doc__ or "").strip().splitlines()[0]
+    return first_line(cls.__doc__)
 
 
 @builtin("dense", _doc(m.Dense))
@@ -215,14 +215,9 @@ def build_layer(spec, x, path: str, name: str):
         shape = tuple(getattr(x, "shape", ()) or ())
         raise SpecError(
             path, f"cannot apply {spec.type} layer to an input of shape {shape}: "
-            f"{_first_sentence(e)}"
+            f"{first_line(e)}"
         ) from e
     if getattr(spec, "trainable", True) is False:
         # The layer just created is the last one owning this output.
         y._keras_history.operation.trainable = False
     return y
-
-
-def _first_sentence(e: Exception) -> str:
-    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return text[:300]

@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from kspec.errors import SpecError, suggest
+from kspec.errors import SpecError, first_line, suggest
 
 # Folders in which `base: {run: NAME}` looks for runs. `kspec.fit(out=...)` puts its own
 # output folder first, so a fine-tune spec finds the pre-training run of the same session.
@@ -169,7 +169,7 @@ def load_source(base: Any, path: str, input_shape: Sequence[int | None]):
     try:
         return keras.saving.load_model(file, compile=False, safe_mode=True)
     except Exception as e:  # noqa: BLE001 - any load failure is a problem of this spec entry
-        raise SpecError(path, f"cannot load the base model {file}: {_first_line(e)}") from e
+        raise SpecError(path, f"cannot load the base model {file}: {first_line(e)}") from e
 
 
 def _register_kspec_classes() -> None:
@@ -198,7 +198,7 @@ def _application(base: Any, path: str, input_shape: Sequence[int | None]):
             model.load_weights(str(Path(weights).expanduser()))
     except (ValueError, TypeError, OSError, KeyError) as e:
         raise SpecError(path, f"cannot build {base.application} on inputs of shape "
-                        f"{tuple(input_shape)}: {_first_line(e)}") from e
+                        f"{tuple(input_shape)}: {first_line(e)}") from e
     return model
 
 
@@ -217,7 +217,7 @@ def cut(model: Any, layer_name: str | None, path: str, name: str):
             outputs = model.get_layer(layer_name).output
         except (ValueError, AttributeError) as e:
             raise SpecError(f"{path}.cut_at", f"cannot cut at {layer_name!r}: "
-                            f"{_first_line(e)}") from e
+                            f"{first_line(e)}") from e
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
     if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
         outputs = outputs[0]
@@ -263,8 +263,3 @@ def base_layers(model: Any, base_name: str) -> list:
     """The layers inside the nested base ``base_name`` of a built model."""
     layer = model.get_layer(base_name)
     return list(getattr(layer, "layers", [layer]))
-
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip()
-    return (text.splitlines()[0] if text else type(e).__name__)[:300]

@@ -25,6 +25,7 @@ import re
 from typing import Any, Callable, Sequence
 
 from kspec import registry
+from kspec.errors import first_line
 
 # kind -> key in kspec.registry.ALL
 KINDS = {
@@ -186,7 +187,7 @@ def register(
         _check_free(reg, key, aliases, obj, replace)
         _serializable(obj, package, obj.__name__)
         factory, params = _factory(found, obj)
-        reg.register(key, factory, description=description or _first_line(obj.__doc__),
+        reg.register(key, factory, description=description or first_line(obj.__doc__),
                      aliases=aliases, params=params, tags=(USER_TAG,), replace=True)
         return obj
 
@@ -209,7 +210,3 @@ def _check_free(reg, key: str, aliases: Sequence[str], obj: Any, replace: bool) 
                              "you; pass replace=True to replace it")
         if entry.name in reg.names():
             reg.unregister(entry.name)
-
-
-def _first_line(doc: str | None) -> str:
-    return doc.strip().splitlines()[0].strip() if doc and doc.strip() else ""
