@@ -21,7 +21,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from kspec.errors import PathPart, SpecError, first_line, format_path
+from kspec.errors import PathPart, SpecError, first_line, format_path, suggest
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ class Registry:
                             f"{path}.{key}",
                             f"unknown parameter {key!r} for {self.kind} {entry.name!r}",
                             valid=sorted(accepted),
-                            hint=_suggest(key, accepted),
+                            hint=suggest(key, accepted),
                         )
             return entry, params
         raise SpecError(
@@ -199,12 +199,6 @@ class Registry:
             raise
         except (TypeError, ValueError) as e:
             raise SpecError(path, f"cannot build {self.kind} {entry.name!r}: {e}", value=ref) from e
-
-
-def _suggest(key: str, valid: Sequence[str] | frozenset[str]) -> str | None:
-    from kspec.errors import suggest
-
-    return suggest(key, valid)
 
 
 # One instance per concept. The modules listed in _PROVIDERS fill them at first use.
