@@ -193,6 +193,8 @@ def load_spec(source: Any, overrides: Mapping[str, Any] | Iterable[str] | None =
         >>> spec.training.epochs
         1
     """
+    if isinstance(source, Spec) and not overrides:
+        return source  # already validated (and its warnings already shown)
     raw, label = read_raw(source)
     if overrides:
         apply_overrides(raw, overrides)
