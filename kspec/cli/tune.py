@@ -45,11 +45,11 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     quiet_tensorflow()
-    from kspec.cli.fit import _as_mapping
+    from kspec.spec.loader import parse_overrides
     from kspec.tune.distributed import TuneError
     from kspec.tune.run import tune
 
-    overrides = _as_mapping(list(args.overrides))
+    overrides = parse_overrides(list(args.overrides))
     for key, value in (("max_trials", args.max_trials), ("overwrite", args.overwrite or None),
                        ("distributed.connect_timeout", args.connect_timeout),
                        ("distributed.timeout", args.timeout)):
