@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import kspec
 from kspec.errors import SpecError
 from kspec.spec import apply_overrides, json_schema, parse_key_path, to_yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -32,7 +33,8 @@ def test_defaults_are_filled_in_the_resolved_spec(tiny_spec):
 
 def test_keras_names_and_aliases_accepted(tiny_spec):
     tiny_spec["model"]["layers"][0].update(
-        kernel_initializer="xavier_uniform", activation={"type": "leaky_relu", "negative_slope": 0.1}
+        kernel_initializer="xavier_uniform",
+        activation={"type": "leaky_relu", "negative_slope": 0.1},
     )
     tiny_spec["training"]["loss"] = "scce"
     spec = kspec.load_spec(tiny_spec)

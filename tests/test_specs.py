@@ -6,7 +6,6 @@ earlier one's run (transfer learning: pre-train first, fine-tune second).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np

@@ -26,8 +26,13 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     quiet_tensorflow()
     from kspec.export.errors import ExportError
-    from kspec.export.predict import (add_labels, format_predictions, load_predictor,
-                                      read_inputs, write_predictions)
+    from kspec.export.predict import (
+        add_labels,
+        format_predictions,
+        load_predictor,
+        read_inputs,
+        write_predictions,
+    )
 
     try:
         predictor = load_predictor(args.model)

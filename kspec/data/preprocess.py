@@ -262,9 +262,9 @@ def _refit_test(spec: Spec, data: Data, fitted: dict[str, list[Fitted]]) -> None
 
 
 def _augment_layer(step: Any, seed: int, name: str):
-    from kspec.data import layers as L
-
     import keras
+
+    from kspec.data import layers as L
 
     kind = step.type
     if kind == "gaussian_noise":

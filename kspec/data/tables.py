@@ -16,7 +16,6 @@ from kspec.data.groups import column_groups, group_ids
 from kspec.data.split import Split
 from kspec.errors import DataError, SpecError, suggest
 
-
 BUNDLED_PREFIX = "bundled:"
 
 

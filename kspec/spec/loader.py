@@ -21,7 +21,6 @@ from kspec.spec.base import RelativeSpecError
 from kspec.spec.root import Spec
 
 
-
 class SpecWarning(UserWarning):
     """A spec that is valid but probably not what its author wants."""
 

@@ -5,9 +5,8 @@ Also the top-level ``ensemble`` section (K members of one spec, averaged into on
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
 import re
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 

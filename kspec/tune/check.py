@@ -57,7 +57,8 @@ def _default_where(space: Space, chosen: Any) -> tuple[PathPart, ...]:
     return (*space.path, key, "default" if space.body.default is not None else "min")
 
 
-def _attribute(err: SpecError, placed: list[tuple[Space, tuple[PathPart, ...]]]) -> SpecError | None:
+def _attribute(err: SpecError,
+               placed: list[tuple[Space, tuple[PathPart, ...]]]) -> SpecError | None:
     """Move an error found in a resolved spec to where its value is written, if a space's."""
     best = None
     for space, where in placed:

@@ -17,8 +17,8 @@ import keras
 import keras_tuner as kt
 
 from kspec.errors import DataError, SpecError
-from kspec.tune.spaces import Space
 from kspec.tune.check import SearchPlan
+from kspec.tune.spaces import Space
 
 RECORD = "kspec_trial.json"
 

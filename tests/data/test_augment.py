@@ -67,8 +67,8 @@ def test_crop_takes_one_window_per_example():
     assert out.shape == (32, 5, 6, 2)
     offsets = set()
     for i in range(32):
-        found = [(t, l) for t in range(4) for l in range(3)
-                 if np.array_equal(x[i, t:t + 5, l:l + 6], out[i])]
+        found = [(t, k) for t in range(4) for k in range(3)
+                 if np.array_equal(x[i, t:t + 5, k:k + 6], out[i])]
         assert len(found) == 1
         offsets.add(found[0])
     assert len(offsets) > 3  # windows differ between examples of one batch

@@ -167,8 +167,9 @@ def test_missing_cells_are_an_error_or_a_named_category(make_spec, tmp_path):
     frame = _frame(n=40)
     frame.loc[5, "color"] = None
     path = _write(frame, tmp_path / "gaps.csv")
-    with pytest.raises(DataError, match=r"gaps\.csv: categorical column 'color' is empty in "
-                                        r"row 5 \(line 7 of the file\).*categorical\.color\.missing"):
+    expected = (r"gaps\.csv: categorical column 'color' is empty in "
+                r"row 5 \(line 7 of the file\).*categorical\.color\.missing")
+    with pytest.raises(DataError, match=expected):
         load_data(make_spec(_data(path, {"color": "one_hot"})))
     data = load_data(make_spec({**_data(path, {"color": {"missing": "none"}}),
                                 "splits": {"shuffle": False}}))

@@ -120,7 +120,7 @@ def test_tfds_from_a_local_data_dir_maps_features_to_inputs(make_spec, tmp_path)
 
     run = kspec.fit(spec, out=tmp_path / "runs", epochs=1)
     assert set(run.metrics) == {"train", "validation", "test"}
-    assert [l.name for l in run.model.layers if "zscore" in l.name] == ["meta_zscore_0"]
+    assert [la.name for la in run.model.layers if "zscore" in la.name] == ["meta_zscore_0"]
 
     bad = dict(source, inputs={"image": "pixles", "meta": "size"})
     with pytest.raises(SpecError) as e:

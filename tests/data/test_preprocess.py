@@ -97,7 +97,7 @@ def test_steps_chain_each_fitted_on_the_previous_output(make_spec):
     x, y = _tabular()
     spec = make_spec({"preprocessing": [{"type": "zscore"}, {"type": "min_max"}]})
     layers = input_layers(spec, load_data(spec, (x, y)))["features"]
-    assert [l.name for l in layers] == ["features_zscore_0", "features_min_max_0"]
+    assert [la.name for la in layers] == ["features_zscore_0", "features_min_max_0"]
     out = _apply(layers, x)
     np.testing.assert_allclose(out.min(0), 0, atol=1e-5)
     np.testing.assert_allclose(out.max(0), 1, atol=1e-5)

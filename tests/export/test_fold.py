@@ -12,7 +12,7 @@ from kspec.export.fold import fold_batch_norm
 def _bn_names(model):
     import keras
 
-    return sorted(l.name for l in model.layers if isinstance(l, keras.layers.BatchNormalization))
+    return sorted(la.name for la in model.layers if isinstance(la, keras.layers.BatchNormalization))
 
 
 def _randomize(model, seed):

@@ -12,8 +12,8 @@ import pytest
 
 import kspec
 from kspec.errors import SpecError
-from kspec.tune.spaces import parse_spaces, strip_space_parts
 from kspec.tune.check import SearchSpaceNotice, diff_paths, load_search
+from kspec.tune.spaces import parse_spaces, strip_space_parts
 
 ROOT = Path(__file__).resolve().parents[2]
 
