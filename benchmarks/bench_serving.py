@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 import kspec  # noqa: E402
-from kspec.build.model import build_model  # noqa: E402
+from kspec.compiler.model import build_model  # noqa: E402
 
 MODELS = {
     "mlp": {

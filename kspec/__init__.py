@@ -23,15 +23,15 @@ __version__ = "0.1.0"
 # Heavy entry points import TensorFlow; they load on first use so that `import kspec`
 # and spec validation stay instant.
 _LAZY = {
-    "build": ("kspec.build", None),  # the callable package kspec.build (see its docstring)
+    "build": ("kspec.compiler.model", "build_model"),
     "fit": ("kspec.train.fit", "fit"),
     "Run": ("kspec.train.fit", "Run"),
     "load_run": ("kspec.train.fit", "load_run"),
-    "tune": ("kspec.tune.run", "tune"),
+    "tune": ("kspec.search.run", "tune"),
     "register": ("kspec.components.register", "register"),
     "predict_tta": ("kspec.train.tta", "predict_tta"),
     "combine_ensemble": ("kspec.train.ensemble", "combine"),
-    "export": ("kspec.export", "export"),
+    "export": ("kspec.exporter.api", "export"),
 }
 
 __all__ = ["DataError", "Spec", "SpecError", "json_schema", "load_spec", "to_yaml",
@@ -43,8 +43,7 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         module, attr = _LAZY[name]
-        value = importlib.import_module(module)
-        value = value if attr is None else getattr(value, attr)
+        value = getattr(importlib.import_module(module), attr)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'kspec' has no attribute {name!r}")

@@ -226,13 +226,13 @@ ALL: dict[str, Registry] = {
 
 # Modules that register built-in entries. They must not import Keras at module level.
 _PROVIDERS = (
-    "kspec.build.activations",
-    "kspec.build.initializers",
-    "kspec.build.regularizers",
-    "kspec.build.layers",
-    "kspec.build.losses",
-    "kspec.build.metrics",
-    "kspec.build.optimizers",
+    "kspec.compiler.activations",
+    "kspec.compiler.initializers",
+    "kspec.compiler.regularizers",
+    "kspec.compiler.layers",
+    "kspec.compiler.losses",
+    "kspec.compiler.metrics",
+    "kspec.compiler.optimizers",
     "kspec.data.datasets",
 )
 _loaded = False

@@ -126,7 +126,7 @@ def test_yaml_errors_and_duplicate_keys_are_spec_errors(tmp_path):
 
 def test_build_time_error_names_the_layer(tiny_spec):
     """Shape problems only visible when building still come back with the spec path."""
-    from kspec.build.model import build_model
+    from kspec.compiler.model import build_model
 
     bad = copy.deepcopy(tiny_spec)
     bad["model"]["inputs"][0]["shape"] = [4]
@@ -138,7 +138,7 @@ def test_build_time_error_names_the_layer(tiny_spec):
 
 
 def test_missing_shape_without_data_is_explained(tiny_spec):
-    from kspec.build.model import build_model
+    from kspec.compiler.model import build_model
 
     with pytest.raises(SpecError) as info:
         build_model(tiny_spec)

@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     from kspec.errors import DataError, SpecError
-    from kspec.export.errors import ExportError
+    from kspec.exporter.errors import ExportError
 
     parser = _parser()
     args = parser.parse_args(argv)

@@ -34,8 +34,8 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     quiet_tensorflow()
-    from kspec.export.api import export
-    from kspec.export.errors import ExportError, ParityError
+    from kspec.exporter.api import export
+    from kspec.exporter.errors import ExportError, ParityError
 
     class_outputs = (False if args.class_outputs is None
                      else (args.class_outputs or True))

@@ -25,8 +25,8 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     quiet_tensorflow()
-    from kspec.export.errors import ExportError
-    from kspec.export.predict import (
+    from kspec.exporter.errors import ExportError
+    from kspec.exporter.predict import (
         add_labels,
         format_predictions,
         load_predictor,

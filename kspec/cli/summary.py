@@ -16,7 +16,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     quiet_tensorflow()
-    from kspec.build.model import build_model
+    from kspec.compiler.model import build_model
     from kspec.data.preprocess import input_layers
     from kspec.spec import load_spec
     from kspec.train.fit import prepare

@@ -45,9 +45,9 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     quiet_tensorflow()
+    from kspec.search.distributed import TuneError
+    from kspec.search.run import tune
     from kspec.spec.loader import parse_overrides
-    from kspec.tune.distributed import TuneError
-    from kspec.tune.run import tune
 
     overrides = parse_overrides(list(args.overrides))
     for key, value in (("max_trials", args.max_trials), ("overwrite", args.overwrite or None),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from kspec.build.initializers import conv_kernel
+from kspec.compiler.initializers import conv_kernel
 
 
 @keras.saving.register_keras_serializable(package="kspec")
@@ -14,7 +14,7 @@ class FixedKernel(keras.initializers.Initializer):
 
     Args:
         kernel: the filter's name (``sobel_x``, ``gaussian_blur``, ... see
-            :mod:`kspec.build.initializers`).
+            :mod:`kspec.compiler.initializers`).
         channels: ``per_channel`` (output ``o`` filters input channel ``o % in``) or
             ``mean`` (every output filters the mean of the input channels).
         sigma: Gaussian blur only: the standard deviation in pixels (default: binomial

@@ -309,7 +309,7 @@ def _check_initializer(layer, lpath: str, act: _Act, is_output: bool, found: lis
             raise SpecError(ipath, f"{name!r} is an image filter for conv2d kernels; this is a "
                             f"{layer.type} layer", value=name,
                             valid="a random initializer such as glorot_uniform or he_normal")
-        from kspec.build.initializers import check_size
+        from kspec.compiler.initializers import check_size
 
         size = layer.kernel_size if isinstance(layer.kernel_size, list) else [layer.kernel_size] * 2
         problem = check_size(name, *size[:2])

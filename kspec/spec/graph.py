@@ -2,7 +2,7 @@
 
 Every error names the blocks involved and the place in the spec, e.g.
 ``model.blocks[2].inputs[0]: unknown input or block 'trnk'; did you mean 'trunk'?``.
-Shape mismatches at merges are found when the model is built (``kspec.build.graph``).
+Shape mismatches at merges are found when the model is built (``kspec.compiler.graph``).
 """
 
 from __future__ import annotations

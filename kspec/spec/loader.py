@@ -166,7 +166,7 @@ def validate(raw: Mapping[str, Any], source: str = "<dict>") -> Spec:
     """Validate a raw mapping into a :class:`Spec`, or raise :class:`SpecErrors`."""
     # Search spaces ({$choice: [...]}, issue 6): every value they can take is validated, then
     # each is set to its default, so a spec with spaces loads (and fits) its default.
-    from kspec.tune.check import resolve_spaces_for_load
+    from kspec.search.check import resolve_spaces_for_load
 
     raw = resolve_spaces_for_load(raw, source)
     try:

@@ -73,7 +73,7 @@ def train_ensemble(spec: Spec, data: Any, first_model: Any, run_dir: Path, *,
     Returns:
         ``(combined model, mean history, phases of member 0, member records)``.
     """
-    from kspec.build.model import build_model, set_seed
+    from kspec.compiler.model import build_model, set_seed
     from kspec.data.preprocess import input_layers
     from kspec.train.compile import compile_model
     from kspec.train.fit import evaluate_splits, train_model

@@ -192,7 +192,7 @@ def prepare(spec: Any, data: Any = None, overrides: Mapping[str, Any] | None = N
         >>> model.output_names  # doctest: +SKIP
         ['progression', 'high_risk']
     """
-    from kspec.build.model import build_model, set_seed
+    from kspec.compiler.model import build_model, set_seed
     from kspec.data.preprocess import input_layers
     from kspec.data.sources import load_data
     from kspec.train.compile import compile_model, wrap_for_loss_weighting
@@ -329,7 +329,7 @@ def fit(spec: Any, data: Any = None, *, out: str | Path = "runs",
         >>> sorted(run.metrics)
         ['test', 'train', 'validation']
     """
-    from kspec.build.transfer import resolved_bases, run_roots
+    from kspec.compiler.transfer import resolved_bases, run_roots
 
     merged = dict(overrides or {})
     merged.update(_apply_kwargs(kwargs))

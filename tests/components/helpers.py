@@ -77,7 +77,7 @@ def roundtrip(spec: dict, x: np.ndarray, y: np.ndarray, tmp_path: Path, *, evalu
     """
     import keras
 
-    from kspec.build.model import build_model
+    from kspec.compiler.model import build_model
     from kspec.spec import load_spec
     from kspec.train.compile import compile_model
 

@@ -8,7 +8,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 import kspec  # noqa: E402
-from kspec.build.initializers import kernel_2d  # noqa: E402
+from kspec.compiler.initializers import kernel_2d  # noqa: E402
 from kspec.components import (  # noqa: E402
     ContentLoss,
     FixedKernel,
@@ -168,7 +168,7 @@ def test_fixed_kernel_channel_modes():
 
 # -- PReLU -----------------------------------------------------------------------------------
 def test_prelu_slope_is_learned():
-    from kspec.build.activations import prelu
+    from kspec.compiler.activations import prelu
 
     layer = prelu(alpha=0.25)
     x = -np.abs(np.random.default_rng(1).normal(size=(64, 2))).astype("float32")
@@ -181,7 +181,7 @@ def test_prelu_slope_is_learned():
 
 
 def test_uncertainty_weighting_from_a_spec(tmp_path):
-    from kspec.build.model import build_model
+    from kspec.compiler.model import build_model
     from kspec.components.multitask import from_spec
     from kspec.spec import load_spec
 
@@ -217,7 +217,7 @@ def test_uncertainty_weighting_from_a_spec(tmp_path):
 def test_small_and_big_random_weights_in_a_deep_tanh_stack(stddev, expect):
     """The scale a spec gives a random initializer is the weights' scale, with the textbook
     effect: small weights make a deep tanh stack's activations vanish, big ones saturate."""
-    from kspec.build.model import build_model
+    from kspec.compiler.model import build_model
     from kspec.spec import load_spec
 
     init = {"type": "random_normal", "stddev": stddev, "seed": 1}

@@ -27,7 +27,7 @@ def _images(n=16):
 
 
 def _model(make_spec, steps, seed=0):
-    from kspec.build.model import build_model
+    from kspec.compiler.model import build_model
 
     x = _images()
     spec = make_spec({"augmentation": steps}, layers=[{"type": "flatten"}], seed=seed)

@@ -223,7 +223,7 @@ def test_bundled_passengers_table_is_the_generators_output():
 
 
 def test_predict_reads_categorical_columns_of_a_csv_as_text(tmp_path):
-    from kspec.export.predict import Predictor, read_inputs
+    from kspec.exporter.predict import Predictor, read_inputs
 
     (tmp_path / "rows.csv").write_text("age,port,deck,zip\n30,S,,02139\n41,Q,B,10001\n")
     spec = {"data": {"source": {"type": "csv", "label": "outcome"},

@@ -158,7 +158,7 @@ def test_saved_and_exported_models_apply_the_training_statistics(make_spec, tmp_
     import keras
     import tensorflow as tf
 
-    from kspec.build.model import build_model
+    from kspec.compiler.model import build_model
 
     x, y = _tabular()
     spec = make_spec({"preprocessing": [{"type": "min_max", "range": [-1, 1]},

@@ -10,9 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-import kspec.export.api as api
-from kspec.export import ParityError, export
-from kspec.export.layout import TMP_PREFIX, remove_stale_temps
+import kspec.exporter.api as api
+from kspec import export
+from kspec.exporter import ParityError
+from kspec.exporter.layout import TMP_PREFIX, remove_stale_temps
 
 
 @pytest.fixture
@@ -81,7 +82,7 @@ def test_failed_parity_check_publishes_nothing(published, tiny_model, tiny_sampl
 
 def test_nondeterministic_signature_fails_the_check(tiny_model, tiny_sample, tmp_path, monkeypatch):
     """Augmentation left active at serving time is caught (two calls must agree exactly)."""
-    import kspec.export.signature as signature
+    import kspec.exporter.signature as signature
 
     def training_mode(model, plan=None):
         return lambda inputs: {"out": model(inputs["x"], training=True)}

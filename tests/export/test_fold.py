@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kspec.export import export
-from kspec.export.fold import fold_batch_norm
+from kspec import export
+from kspec.exporter.fold import fold_batch_norm
 
 
 def _bn_names(model):

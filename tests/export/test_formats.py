@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 
-from kspec.export import export
+from kspec import export
 
 
 def test_tflite_export_is_checked_through_the_interpreter(multi_model, multi_sample, tmp_path):
-    from kspec.export.tflite import runner
+    from kspec.exporter.tflite import runner
 
     result = export(multi_model, tmp_path, format="tflite", sample=multi_sample,
                     fold_batchnorm=True, class_outputs=["kind"])
@@ -45,7 +45,7 @@ def test_keras_export_reloads_in_safe_mode(rich_model, digits, tmp_path):
 
 
 def test_predict_loads_a_tflite_version_folder(multi_model, multi_sample, tmp_path):
-    from kspec.export.predict import load_predictor, read_inputs
+    from kspec.exporter.predict import load_predictor, read_inputs
 
     export(multi_model, tmp_path, format="tflite", sample=multi_sample)
     predictor = load_predictor(tmp_path / "multi")  # the highest version

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kspec.errors import DataError
-from kspec.export.predict import Predictor, format_predictions, read_inputs, write_predictions
+from kspec.exporter.predict import Predictor, format_predictions, read_inputs, write_predictions
 
 
 def _predictor(inputs, spec=None):
@@ -71,7 +71,7 @@ def test_written_predictions_round_trip(tmp_path):
 
 
 def test_class_names_from_the_metadata_label_the_classes():
-    from kspec.export.predict import add_labels
+    from kspec.exporter.predict import add_labels
 
     outputs = {"kind_class": np.array([2, 0]), "kind": np.zeros((2, 3), "float32")}
     labelled = add_labels(outputs, ["cat", "dog", "owl"])

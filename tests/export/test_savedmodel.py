@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kspec.export import ExportError, export, read_metadata
+from kspec import export
+from kspec.exporter import ExportError, read_metadata
 
 
 def _load_signature(path: Path):
@@ -132,7 +133,7 @@ def test_bad_sources_are_reported(tmp_path):
 
 
 def test_importing_export_does_not_import_tensorflow():
-    code = ("import sys, kspec, kspec.export; "
+    code = ("import sys, kspec, kspec.exporter; "
             "assert callable(kspec.export); "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
@@ -142,7 +143,7 @@ def test_kspec_graph_model_outputs_keep_their_names(tmp_path):
     """A spec's graph model (shared trunk, two heads named by Identity layers) exports with
     one signature key per named output, and class outputs see through the Identity."""
     import kspec
-    from kspec.build.model import build_model
+    from kspec.compiler.model import build_model
 
     spec = kspec.load_spec(Path(__file__).resolve().parents[2] / "specs" / "multitask.yaml")
     model = build_model(spec)

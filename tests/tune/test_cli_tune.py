@@ -68,7 +68,7 @@ def test_a_chief_without_workers_gives_up_after_the_connect_timeout(make_spec, t
 
 
 def test_role_and_address_from_the_kerastuner_environment(monkeypatch):
-    from kspec.tune.distributed import parse_address, role_from_env
+    from kspec.search.distributed import parse_address, role_from_env
 
     monkeypatch.delenv("KERASTUNER_ORACLE_IP", raising=False)
     assert role_from_env() == (None, None)

@@ -147,7 +147,7 @@ def test_a_validation_objective_needs_a_validation_split(make_spec, separable):
 def test_too_many_failures_in_a_row_stop_the_search_with_the_last_reason(tmp_path):
     import numpy as np
 
-    from kspec.tune.distributed import TuneError
+    from kspec.search.distributed import TuneError
 
     x = np.random.default_rng(0).normal(size=(80, 4)).astype("float32")
     spec = {

@@ -85,7 +85,7 @@ def _projection(x, target: tuple, path: str, what: str, name: str):
 
 
 def _stack(layers: list, x, layer_path: str, prefix: str, keep_names: bool, where: str):
-    from kspec.build.layers import build_layer
+    from kspec.compiler.layers import build_layer
 
     for j, layer_spec in enumerate(layers):
         if keep_names and layer_spec.name:
@@ -106,7 +106,7 @@ def apply_block(spec_model: Any, index: int, block: Any, xs: list, path: str):
     """The output tensor of one block, given its input tensors."""
     import keras
 
-    from kspec.build.transfer import build_base
+    from kspec.compiler.transfer import build_base
 
     if block.base is not None:
         return build_base(block.base, xs, f"{path}.base", block.name)

@@ -1,6 +1,6 @@
 """Compile a spec into a ``keras.Model`` (functional, named inputs, layers and outputs).
 
-A layer stack (optionally on a transfer ``base``) or a graph of blocks (``kspec.build.graph``).
+A layer stack (optionally on a transfer ``base``) or a graph of blocks (``kspec.compiler.graph``).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def build_model(
     registry.load_builtins()
     if seed:
         set_seed(spec.seed)
-    from kspec.build.layers import build_layer
+    from kspec.compiler.layers import build_layer
 
     resolved = input_shapes(spec, shapes)
     inputs = {
@@ -89,7 +89,7 @@ def build_model(
         tensors[name] = x
     model_inputs = [*inputs.values(), *side_inputs]
     if spec.model.is_graph:
-        from kspec.build.graph import build_graph
+        from kspec.compiler.graph import build_graph
 
         outputs = build_graph(spec.model, tensors)
         try:
@@ -100,7 +100,7 @@ def build_model(
             raise SpecError("model", f"cannot assemble the graph: {e}") from e
     (x,) = tensors.values()
     if spec.model.base is not None:
-        from kspec.build.transfer import build_base
+        from kspec.compiler.transfer import build_base
 
         x = build_base(spec.model.base, [x], "model.base", "base")
     layers = spec.model.layers

@@ -20,8 +20,8 @@ from typing import Any, Iterable, Mapping
 from pydantic import ValidationError
 
 from kspec.errors import PathPart, SpecError, SpecErrors, format_path
+from kspec.search.spaces import Space, default_choice, has_spaces, parse_spaces, resolve
 from kspec.spec.search import SearchSpec
-from kspec.tune.spaces import Space, default_choice, has_spaces, parse_spaces, resolve
 
 
 class SearchSpaceNotice(UserWarning):
@@ -84,7 +84,7 @@ def check_spaces(raw: dict[str, Any], source: str = "<spec>") -> tuple[Any, list
     """Parse the spaces of ``raw`` and validate every value each of them can take.
 
     Returns:
-        The parsed tree and the spaces (see :func:`kspec.tune.spaces.parse_spaces`).
+        The parsed tree and the spaces (see :func:`kspec.search.spaces.parse_spaces`).
 
     Raises:
         SpecErrors: every problem, at the path where the bad value is written.
@@ -178,7 +178,7 @@ class SearchPlan:
         return self.default.search or SearchSpec()
 
     def resolve(self, choose, scope=None) -> dict[str, Any]:
-        """The raw spec for one assignment (see :func:`kspec.tune.spaces.resolve`)."""
+        """The raw spec for one assignment (see :func:`kspec.search.spaces.resolve`)."""
         return resolve(self.tree, choose, scope)
 
     def validate(self, resolved: Mapping[str, Any]):

@@ -16,10 +16,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from kspec.errors import DataError
-from kspec.export.errors import ExportError
-from kspec.export.layout import versions
-from kspec.export.metadata import read_metadata, read_spec_yaml
-from kspec.export.source import numpy_dtype
+from kspec.exporter.errors import ExportError
+from kspec.exporter.layout import versions
+from kspec.exporter.metadata import read_metadata, read_spec_yaml
+from kspec.exporter.source import numpy_dtype
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 
@@ -88,7 +88,7 @@ def load_predictor(path: str | Path) -> Predictor:
 def _savedmodel(path: Path, spec, meta) -> Predictor:
     import tensorflow as tf
 
-    from kspec.export.signature import SIGNATURE_KEY, describe_signature
+    from kspec.exporter.signature import SIGNATURE_KEY, describe_signature
 
     loaded = tf.saved_model.load(str(path))
     if SIGNATURE_KEY not in loaded.signatures:
@@ -107,7 +107,7 @@ def _savedmodel(path: Path, spec, meta) -> Predictor:
 
 
 def _tflite(path: Path, spec, meta) -> Predictor:
-    from kspec.export.tflite import runner
+    from kspec.exporter.tflite import runner
 
     run = runner(path)
     inputs = {k: {"dtype": np.dtype(d["dtype"]).name,
@@ -118,9 +118,9 @@ def _tflite(path: Path, spec, meta) -> Predictor:
 
 
 def _keras(path: Path, spec, meta) -> Predictor:
-    from kspec.export.check import keras_predict
-    from kspec.export.signature import describe_inputs
-    from kspec.export.source import load_keras_model
+    from kspec.exporter.check import keras_predict
+    from kspec.exporter.signature import describe_inputs
+    from kspec.exporter.source import load_keras_model
 
     model = load_keras_model(path)
     return Predictor(path, "keras", describe_inputs(model),
@@ -264,7 +264,7 @@ def _images(files: list[Path], inputs: dict[str, dict[str, Any]]) -> dict[str, n
 def add_labels(outputs: dict[str, np.ndarray], class_names: Any) -> dict[str, np.ndarray]:
     """Add ``NAME_label`` (the class name) next to each ``NAME_class`` output, when the
     export's metadata knows the class names (one list, or one list per output)."""
-    from kspec.export.signature import CLASS_SUFFIX
+    from kspec.exporter.signature import CLASS_SUFFIX
 
     out = dict(outputs)
     classes = [k for k in outputs if k.endswith(CLASS_SUFFIX)]
@@ -311,7 +311,7 @@ def _columns(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def format_predictions(outputs: dict[str, np.ndarray], limit: int = 20) -> str:
     """A small table: one line per example, one column per (scalar) output value; the
     ``_class`` and ``_probability`` outputs come first, as they are what one looks for."""
-    from kspec.export.signature import CLASS_SUFFIX, PROBABILITY_SUFFIX
+    from kspec.exporter.signature import CLASS_SUFFIX, PROBABILITY_SUFFIX
 
     def rank(name: str) -> int:
         if name.endswith("_label"):

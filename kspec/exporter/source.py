@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from kspec.errors import DataError, SpecError
-from kspec.export.errors import ExportError
+from kspec.exporter.errors import ExportError
 from kspec.spec import Spec, load_spec
 
 

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from kspec.export import layout, metadata
-from kspec.export.check import FOLD_TOLERANCE, TOLERANCES, ParityReport, compare, keras_predict
-from kspec.export.errors import ExportError
-from kspec.export.signature import SIGNATURE_KEY, class_output_plan, describe_inputs
+from kspec.exporter import layout, metadata
+from kspec.exporter.check import FOLD_TOLERANCE, TOLERANCES, ParityReport, compare, keras_predict
+from kspec.exporter.errors import ExportError
+from kspec.exporter.signature import SIGNATURE_KEY, class_output_plan, describe_inputs
 
 FORMATS = ("savedmodel", "tflite", "keras")
 MODEL_FILES = {"tflite": "model.tflite", "keras": "model.keras"}
@@ -70,7 +70,7 @@ def _tolerance(fmt: str, folded: bool, rtol: float | None, atol: float | None):
 def _signature_of_savedmodel(path: Path) -> tuple[Any, dict[str, Any]]:
     import tensorflow as tf
 
-    from kspec.export.signature import describe_signature
+    from kspec.exporter.signature import describe_signature
 
     loaded = tf.saved_model.load(str(path))
     fn = loaded.signatures[SIGNATURE_KEY]
@@ -86,14 +86,14 @@ def _signature_of_savedmodel(path: Path) -> tuple[Any, dict[str, Any]]:
 
 def _write_and_load(fmt: str, model: Any, tmp: Path, plan: dict[str, str]):
     """Write the artifact into ``tmp``; return (runner, signature description, extra info)."""
-    from kspec.export.signature import write_savedmodel
+    from kspec.exporter.signature import write_savedmodel
 
     if fmt == "savedmodel":
         write_savedmodel(model, tmp, plan)
         run, sig = _signature_of_savedmodel(tmp)
         return run, sig, {}
     if fmt == "tflite":
-        from kspec.export import tflite
+        from kspec.exporter import tflite
 
         # The SavedModel is only a conversion step here: keep it out of the version folder.
         # Named like the version's own temporary folder (with our pid), so that a hard crash
@@ -105,8 +105,8 @@ def _write_and_load(fmt: str, model: Any, tmp: Path, plan: dict[str, str]):
             info = tflite.convert(scratch, tmp / MODEL_FILES["tflite"])
         return tflite.runner(tmp / MODEL_FILES["tflite"]), sig, {"tflite": info}
     # .keras: the model itself; class outputs are a serving-signature feature.
-    from kspec.export.signature import describe_outputs
-    from kspec.export.source import load_keras_model
+    from kspec.exporter.signature import describe_outputs
+    from kspec.exporter.source import load_keras_model
 
     model.save(tmp / MODEL_FILES["keras"])
     reloaded = load_keras_model(tmp / MODEL_FILES["keras"])
@@ -150,7 +150,7 @@ def export(
         sample: input rows for the check (array, or dict by input name); default: the run's
             test split.
         samples: how many rows the check uses.
-        rtol, atol: check tolerance; default per format (see ``kspec.export.check``).
+        rtol, atol: check tolerance; default per format (see ``kspec.exporter.check``).
 
     Returns:
         An :class:`ExportResult`.
@@ -164,8 +164,8 @@ def export(
         >>> result.path
         PosixPath('models/quickstart/1')
     """
-    from kspec.export.fold import fold_batch_norm
-    from kspec.export.source import resolve, sample_inputs
+    from kspec.exporter.fold import fold_batch_norm
+    from kspec.exporter.source import resolve, sample_inputs
     from kspec.spec import to_yaml
     from kspec.train.rundir import library_versions
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from kspec.errors import SpecError
-from kspec.tune.check import SearchPlan, diff_paths, load_search
-from kspec.tune.distributed import TuneError, parse_address, role_from_env
-from kspec.tune.results import TrialRecord
+from kspec.search.check import SearchPlan, diff_paths, load_search
+from kspec.search.distributed import TuneError, parse_address, role_from_env
+from kspec.search.results import TrialRecord
 
 STATE = "search.json"
 
@@ -25,7 +25,7 @@ class SearchResult:
 
     Attributes:
         project_dir: where the search lives (KerasTuner files and kspec results).
-        trials: every trial, in start order (see :class:`kspec.tune.results.TrialRecord`).
+        trials: every trial, in start order (see :class:`kspec.search.results.TrialRecord`).
         best: the best finished trial, or None when none finished (or on a worker).
         best_spec: the best resolved Spec (also in ``best_spec.yaml``).
         best_model_path: ``best_model.keras``, when a trial finished.
@@ -46,7 +46,7 @@ class SearchResult:
 
     def summary(self) -> str:
         """Best trials first, then where the results are."""
-        from kspec.tune.results import summary
+        from kspec.search.results import summary
 
         text = summary(self.trials, self.plan, self.project_dir)
         if self.best is not None:
@@ -187,13 +187,13 @@ def _tune(plan, data, role, tuner_id, host, port, workers, project_dir, resume, 
         return _work(plan, loaded, project_dir, host, port, tuner_id, verbose, callbacks)
     _prepare_project(project_dir, plan, resume)
 
-    from kspec.tune.hyper import ObjectiveMissing, SpecHyperModel, make_tuner
+    from kspec.search.hyper import ObjectiveMissing, SpecHyperModel, make_tuner
 
     epochs = search.epochs or plan.default.training.epochs
     hypermodel = SpecHyperModel(plan, loaded, epochs, callbacks)
     stopped: Exception | None = None
     if role == "chief":
-        from kspec.tune.distributed import environment, serve
+        from kspec.search.distributed import environment, serve
 
         with environment("chief", host, port):
             tuner = make_tuner(plan, hypermodel, project_dir.parent, project_dir.name)
@@ -252,8 +252,8 @@ def _work(plan, loaded, project_dir: Path, host: str, port: int, tuner_id: str, 
     """A worker: wait (bounded) for the chief, check it runs the same search, run trials."""
     import grpc
 
-    from kspec.tune.distributed import bounded_requests, environment, wait_for_chief
-    from kspec.tune.hyper import ObjectiveMissing, SpecHyperModel, make_tuner
+    from kspec.search.distributed import bounded_requests, environment, wait_for_chief
+    from kspec.search.hyper import ObjectiveMissing, SpecHyperModel, make_tuner
 
     dist = plan.search.distributed
     wait_for_chief(host, port, dist.connect_timeout)
@@ -281,7 +281,7 @@ def _work(plan, loaded, project_dir: Path, host: str, port: int, tuner_id: str, 
         except grpc.RpcError as e:
             raise TuneError(f"worker {tuner_id} lost the chief at {host}:{port}: "
                             f"{e.code().name}") from None
-    from kspec.tune.results import collect
+    from kspec.search.results import collect
 
     records = [r for r in collect(_Finished(project_dir), plan, project_dir) if r.trial_id in ran]
     return SearchResult(project_dir=project_dir, plan=plan, trials=records, role="worker")
@@ -302,8 +302,8 @@ class _Finished:
 
 def _finish(tuner, plan: SearchPlan, project_dir: Path, role: str) -> SearchResult:
     """Write the trial table, the plot, the best resolved spec and the best model."""
+    from kspec.search import results
     from kspec.train.rundir import atomic_write_text, save_model_atomic
-    from kspec.tune import results
 
     records = results.collect(tuner.oracle, plan, project_dir)
     results.write_table(records, plan, project_dir / "trials.csv")

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from kspec.tune.check import SearchPlan
+from kspec.search.check import SearchPlan
 
 _DONE = ("COMPLETED",)
 
@@ -52,7 +52,7 @@ class TrialRecord:
 
 def collect(oracle, plan: SearchPlan, project_dir: Path) -> list[TrialRecord]:
     """The records of every trial, in the order the trials started."""
-    from kspec.tune.hyper import RECORD, active_values
+    from kspec.search.hyper import RECORD, active_values
 
     order = list(getattr(oracle, "start_order", [])) or sorted(oracle.trials)
     out = []
@@ -173,7 +173,7 @@ def best_spec(plan: SearchPlan, hp, epochs: int | None, score: float | None,
     ``training.epochs`` is the number of epochs the trial trained, and the search's
     early stopping becomes the spec's when the spec has none.
     """
-    from kspec.tune.hyper import active_values, hp_chooser
+    from kspec.search.hyper import active_values, hp_chooser
 
     choose, scope = hp_chooser(hp)
     raw = plan.resolve(choose, scope)

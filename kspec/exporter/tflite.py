@@ -12,8 +12,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from kspec.export.errors import ExportError
-from kspec.export.signature import SIGNATURE_KEY
+from kspec.exporter.errors import ExportError
+from kspec.exporter.signature import SIGNATURE_KEY
 
 
 def convert(saved_model_dir: str | Path, out_file: str | Path) -> dict[str, Any]:

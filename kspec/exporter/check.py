@@ -15,8 +15,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from kspec.export.errors import ParityError
-from kspec.export.signature import CLASS_SUFFIX, PROBABILITY_SUFFIX
+from kspec.exporter.errors import ParityError
+from kspec.exporter.signature import CLASS_SUFFIX, PROBABILITY_SUFFIX
 
 # Default tolerances per target. SavedModel runs the same TF kernels as Keras, so only
 # summation order (oneDNN, batch size) differs; TFLite fuses ops and uses XNNPACK kernels;
@@ -75,7 +75,7 @@ class ParityReport:
 
 def as_output_dict(model: Any, values: Any) -> dict[str, np.ndarray]:
     """Keras ``predict`` results (array, list or dict) keyed by output name."""
-    from kspec.export.signature import output_names
+    from kspec.exporter.signature import output_names
 
     if isinstance(values, Mapping):
         return {k: np.asarray(v) for k, v in values.items()}

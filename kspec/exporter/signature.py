@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
-from kspec.export.errors import ExportError
+from kspec.exporter.errors import ExportError
 
 SIGNATURE_KEY = "serving_default"
 CLASS_SUFFIX = "_class"

@@ -14,7 +14,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from kspec.export.errors import ExportError
+from kspec.exporter.errors import ExportError
 
 TMP_PREFIX = ".tmp-kspec-"
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
