@@ -1,7 +1,7 @@
 """Every example spec in specs/ validates, builds and trains for a few steps.
 
-Specs run in sorted file-name order into one shared output folder, so a spec may reuse an
-earlier one's run (transfer learning: pre-train first, fine-tune second).
+Each spec runs on its own: a spec whose transfer base is an earlier spec's run
+(``base: {run: NAME}``) first fits the example spec of that name into the same folder.
 """
 
 from __future__ import annotations
@@ -17,9 +17,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SPECS = sorted((ROOT / "specs").glob("*.yaml")) + sorted((ROOT / "specs").glob("*.json"))
 
 
-@pytest.fixture(scope="module")
-def shared_out(tmp_path_factory):
-    return tmp_path_factory.mktemp("spec_runs")
+def _base_runs(spec) -> list[str]:
+    """Names of the specs whose runs this spec starts from (``base: {run: NAME}``)."""
+    bases = [spec.model.base] + [b.base for b in spec.model.blocks]
+    return [b.run for b in bases if b is not None and b.run and "/" not in b.run
+            and not b.run.endswith(".keras")]
+
+
+def _example_named(name: str) -> Path:
+    for path in SPECS:
+        if kspec.load_spec(path).name == name:
+            return path
+    raise LookupError(f"no example spec is named {name!r}")
 
 
 def test_there_are_example_specs():
@@ -28,11 +37,13 @@ def test_there_are_example_specs():
 
 
 @pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
-def test_example_spec_validates_builds_and_trains(path, shared_out, monkeypatch):
+def test_example_spec_validates_builds_and_trains(path, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     spec = kspec.load_spec(path)
-    run = kspec.fit(path, out=shared_out, epochs=1, steps_per_epoch=2, verbose=0)
-    assert run.run_dir.parent == shared_out and (run.run_dir / "model.keras").is_file()
+    for name in _base_runs(spec):
+        kspec.fit(_example_named(name), out=tmp_path, epochs=1, steps_per_epoch=2, verbose=0)
+    run = kspec.fit(path, out=tmp_path, epochs=1, steps_per_epoch=2, verbose=0)
+    assert run.run_dir.parent == tmp_path and (run.run_dir / "model.keras").is_file()
     losses = [v for k, v in run.history.items() if k.endswith("loss")]
     assert losses and all(np.isfinite(v).all() for v in losses)
     assert run.spec.name == spec.name

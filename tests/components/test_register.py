@@ -13,7 +13,7 @@ keras = pytest.importorskip("keras")
 
 import kspec  # noqa: E402
 from kspec import registry  # noqa: E402
-from tests.components import helpers as h  # noqa: E402
+from tests.helpers import components as h  # noqa: E402
 
 # A module of user components, written to a file so that a fresh process can import it.
 USER_MODULE = textwrap.dedent('''

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kspec import registry
-from tests.components import helpers as h
+from tests.helpers import components as h
 
 registry.load_builtins()
 _BUILTIN = lambda reg: [e.name for e in reg.entries() if "user" not in e.tags]  # noqa: E731

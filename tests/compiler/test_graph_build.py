@@ -9,7 +9,7 @@ import pytest
 
 import kspec
 from kspec.errors import SpecError
-from tests.graph.test_graph_spec import _fixed, graph_spec
+from tests.helpers.graphs import graph_spec, valid
 
 
 def _graph_data(n=160, seed=0):
@@ -22,7 +22,7 @@ def _graph_data(n=160, seed=0):
 
 
 def test_multi_input_graph_builds_with_repeated_residual_blocks():
-    model = kspec.build(kspec.load_spec(_fixed(graph_spec())))
+    model = kspec.build(kspec.load_spec(valid(graph_spec())))
     names = [layer.name for layer in model.layers]
     assert model.output_names == ["label", "value"]
     assert [t.name for t in model.inputs] == ["image", "meta"]
@@ -36,7 +36,7 @@ def test_multi_input_graph_builds_with_repeated_residual_blocks():
 
 def test_residual_graph_trains_and_round_trips(tmp_path):
     x, y = _graph_data()
-    spec = _fixed(graph_spec())
+    spec = valid(graph_spec())
     spec["training"].update(epochs=3, batch_size=32, verbose=0,
                             optimizer={"type": "adam", "learning_rate": 0.01})
     test = ({k: v[:40] for k, v in x.items()}, {k: v[:40] for k, v in y.items()})
@@ -51,7 +51,7 @@ def test_residual_graph_trains_and_round_trips(tmp_path):
 
 
 def test_merging_different_shapes_names_both_blocks():
-    spec = _fixed(graph_spec())
+    spec = valid(graph_spec())
     spec["model"]["blocks"][3]["layers"][0]["units"] = 5
     spec["model"]["blocks"][4]["merge"] = "add"
     with pytest.raises(SpecError) as info:
@@ -62,7 +62,7 @@ def test_merging_different_shapes_names_both_blocks():
 
 
 def test_concatenating_incompatible_shapes_is_refused():
-    spec = _fixed(graph_spec())
+    spec = valid(graph_spec())
     spec["model"]["blocks"][4]["inputs"] = ["body", "tab", "pool"]
     with pytest.raises(SpecError, match=r"model\.blocks\[4\]\.merge: block 'trunk' cannot "
                        r"concatenate body \(8, 8, 4\), tab \(4,\), pool \(4,\)"):
@@ -70,7 +70,7 @@ def test_concatenating_incompatible_shapes_is_refused():
 
 
 def test_residual_shape_change_needs_projection():
-    spec = _fixed(graph_spec())
+    spec = valid(graph_spec())
     spec["model"]["definitions"]["res"]["layers"][0]["strides"] = 2
     with pytest.raises(SpecError) as info:
         kspec.build(kspec.load_spec(spec))

@@ -13,49 +13,11 @@ import pytest
 
 import kspec
 from kspec.errors import SpecError
-
-
-def graph_spec() -> dict:
-    return {
-        "name": "g",
-        "model": {
-            "inputs": [{"name": "image", "shape": [8, 8, 1]}, {"name": "meta", "shape": [3]}],
-            "definitions": {"res": {"residual": True, "layers": [
-                {"type": "conv2d", "filters": 4, "kernel_size": 3, "padding": "same"}]}},
-            "blocks": [
-                {"name": "stem", "inputs": "image", "layers": [
-                    {"type": "conv2d", "filters": 4, "kernel_size": 3, "padding": "same"}]},
-                {"name": "body", "inputs": "stem", "use": "res", "repeat": 2},
-                {"name": "pool", "inputs": "body", "layers": [{"type": "global_avg_pool"}]},
-                {"name": "tab", "inputs": "meta", "layers": [{"type": "dense", "units": 4}]},
-                {"name": "trunk", "inputs": ["pool", "tab"], "merge": "concatenate"},
-                {"name": "cls", "inputs": "trunk", "layers": [
-                    {"type": "dense", "units": 3, "activation": "softmax"}]},
-                {"name": "reg", "inputs": "trunk", "layers": [{"type": "dense", "units": 1}]},
-            ],
-            "outputs": [{"name": "label"}, {"name": "value", "block": "reg"}],
-        },
-        "training": {"loss": {"label": "sparse_categorical_crossentropy", "value": "mse"}},
-    }
-
-
-def _set(spec: dict, path: str, value) -> dict:
-    spec = copy.deepcopy(spec)
-    parts = [int(p) if p.isdigit() else p for p in path.split(".")]
-    node = spec
-    for p in parts[:-1]:
-        node = node[p]
-    node[parts[-1]] = value
-    return spec
-
-
-def _fixed(spec):
-    spec["model"]["outputs"][0]["block"] = "cls"
-    return spec
+from tests.helpers.graphs import graph_spec, set_path, valid
 
 
 def test_a_valid_graph_spec_loads_with_named_outputs():
-    spec = kspec.load_spec(_fixed(graph_spec()))
+    spec = kspec.load_spec(valid(graph_spec()))
     assert spec.model.is_graph
     assert spec.model.output_names() == ["label", "value"]
     assert spec.model.output_blocks() == {"label": "cls", "value": "reg"}
@@ -86,7 +48,7 @@ BAD = [
 @pytest.mark.parametrize("what,key,value,path,words", BAD, ids=[b[0] for b in BAD])
 def test_bad_graph_specs_name_the_blocks(what, key, value, path, words):
     with pytest.raises(SpecError) as info:
-        kspec.load_spec(_set(_fixed(graph_spec()), key, value))
+        kspec.load_spec(set_path(valid(graph_spec()), key, value))
     message = str(info.value)
     assert info.value.path.startswith(path), message
     for word in words:
@@ -94,7 +56,7 @@ def test_bad_graph_specs_name_the_blocks(what, key, value, path, words):
 
 
 def test_an_unused_block_is_named():
-    spec = _fixed(graph_spec())
+    spec = valid(graph_spec())
     spec["model"]["blocks"].append({"name": "spare", "inputs": "trunk",
                                     "layers": [{"type": "dense", "units": 2}]})
     with pytest.raises(SpecError, match=r"model\.blocks\[7\]: block\(s\) 'spare' lead to no "
@@ -103,7 +65,7 @@ def test_an_unused_block_is_named():
 
 
 def test_an_unused_input_is_named():
-    spec = _fixed(graph_spec())
+    spec = valid(graph_spec())
     spec["model"]["inputs"].append({"name": "extra", "shape": [2]})
     with pytest.raises(SpecError, match=r"model\.inputs\[2\]: input 'extra' is not used"):
         kspec.load_spec(spec)
@@ -166,21 +128,21 @@ def test_validating_a_graph_spec_never_imports_tensorflow(tmp_path):
     import json
 
     file = tmp_path / "g.json"
-    file.write_text(json.dumps(_fixed(graph_spec())))
+    file.write_text(json.dumps(valid(graph_spec())))
     code = ("import sys, kspec; kspec.load_spec(sys.argv[1]); "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
     subprocess.run([sys.executable, "-c", code, str(file)], check=True)
 
 
 def test_all_layers_lists_stack_block_and_definition_layers():
-    spec = kspec.load_spec(_fixed(graph_spec()))
+    spec = kspec.load_spec(valid(graph_spec()))
     paths = [p for p, _ in spec.model.all_layers()]
     assert paths[0] == "model.blocks[0].layers[0]"
     assert "model.definitions.res.layers[0]" in paths and len(paths) == 6
 
 
 def test_an_output_named_like_an_input_is_refused():
-    spec = _fixed(graph_spec())
+    spec = valid(graph_spec())
     spec["model"]["outputs"][0]["name"] = "image"
     with pytest.raises(SpecError, match=r"model\.outputs\[0\]\.name: output name 'image' is "
                        r"already the name of inputs\[0\]"):

@@ -13,7 +13,7 @@ import kspec
 from kspec.errors import SpecError
 from kspec.spec import apply_overrides, json_schema, parse_key_path, to_yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_load_from_file_string_dict_and_spec_agree(tiny_spec):

@@ -12,7 +12,7 @@ import pytest
 
 from kspec.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def kspec_cmd(*args, cwd=ROOT):
