@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from kspec.errors import DataError, SpecError
-from kspec.spec import Spec, json_schema, load_spec, to_yaml
+from kspec.spec import Spec, json_schema, to_yaml
+from kspec.validation import load_spec
 
 __version__ = "0.1.0"
 

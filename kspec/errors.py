@@ -136,5 +136,9 @@ class SpecErrors(SpecError):
         return "\n".join(lines)
 
 
+class SpecWarning(UserWarning):
+    """A spec that is valid but probably not what its author wants (the linter's advice)."""
+
+
 class DataError(ValueError):
     """Bad data: names the source, the column or feature, and an example row."""

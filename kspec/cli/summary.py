@@ -18,8 +18,8 @@ def run(args) -> int:
     quiet_tensorflow()
     from kspec.compiler.model import build_model
     from kspec.data.preprocess import input_layers
-    from kspec.spec import load_spec
     from kspec.train.fit import prepare
+    from kspec.validation import load_spec
 
     spec = load_spec(args.spec, args.overrides)
     if all(i.shape is not None for i in spec.model.inputs) and not _needs_data(spec):

@@ -20,7 +20,7 @@ def run(args) -> int:
     import warnings
 
     from kspec.errors import SpecError
-    from kspec.spec import load_spec
+    from kspec.validation import load_spec
 
     failed = 0
     for path in args.specs:

@@ -9,7 +9,8 @@ from typing import Any, Mapping, Sequence
 
 from kspec import registry
 from kspec.errors import SpecError
-from kspec.spec import Spec, load_spec
+from kspec.spec import Spec
+from kspec.validation import load_spec
 
 InputLayers = Mapping[str, Sequence[Any]]
 

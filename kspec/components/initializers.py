@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from kspec.compiler.initializers import conv_kernel
+from kspec.kernels import conv_kernel
 
 
 @keras.saving.register_keras_serializable(package="kspec")

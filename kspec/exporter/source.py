@@ -13,7 +13,8 @@ import numpy as np
 
 from kspec.errors import DataError, SpecError
 from kspec.exporter.errors import ExportError
-from kspec.spec import Spec, load_spec
+from kspec.spec import Spec
+from kspec.validation import load_spec
 
 
 @dataclass

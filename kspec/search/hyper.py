@@ -17,15 +17,15 @@ import keras
 import keras_tuner as kt
 
 from kspec.errors import DataError, SpecError
-from kspec.search.check import SearchPlan
-from kspec.search.spaces import Space
+from kspec.spec.spaces import Space
+from kspec.validation.spaces import SearchPlan
 
 RECORD = "kspec_trial.json"
 
 
 # -- spaces -> hyperparameters -----------------------------------------------------------------
 def hp_chooser(hp: kt.HyperParameters):
-    """A chooser and scope for :func:`kspec.search.spaces.resolve` that declare every space
+    """A chooser and scope for :func:`kspec.spec.spaces.resolve` that declare every space
     in ``hp`` (inactive branches included, in their conditional scopes) and read its value."""
 
     def choose(space: Space) -> Any:
@@ -86,7 +86,7 @@ class SpecHyperModel(kt.HyperModel):
     """Builds and trains the spec a trial's hyperparameters select.
 
     Args:
-        plan: the spec with its spaces (:func:`kspec.search.check.load_search`).
+        plan: the spec with its spaces (:func:`kspec.validation.spaces.load_search`).
         data: the loaded splits (``kspec.data.sources.Data``), shared by all trials.
         epochs: epochs per trial (Hyperband passes its own).
         callbacks: extra Keras callbacks for every trial.

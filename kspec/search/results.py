@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from kspec.search.check import SearchPlan
+from kspec.validation.spaces import SearchPlan
 
 _DONE = ("COMPLETED",)
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from kspec.errors import SpecError
-from kspec.search.check import SearchPlan, diff_paths, load_search
 from kspec.search.distributed import TuneError, parse_address, role_from_env
 from kspec.search.results import TrialRecord
+from kspec.validation.spaces import SearchPlan, diff_paths, load_search
 
 STATE = "search.json"
 

@@ -1,15 +1,15 @@
-"""Reading specs from files, strings and dicts; ``--set`` overrides; error translation.
+"""Reading specs from files, strings and dicts; ``--set`` overrides; schema validation with
+pydantic's errors translated into SpecErrors at the user's spec paths.
 
-Validation never imports TensorFlow or Keras.
+This module is the schema step only; the whole validation pipeline (schema, then search
+spaces, then lint) is :func:`kspec.validation.load_spec`. Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import os
 import re
-import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -19,10 +19,6 @@ from pydantic import ValidationError
 from kspec.errors import PathPart, SpecError, SpecErrors, format_path, suggest
 from kspec.spec.base import RelativeSpecError
 from kspec.spec.root import Spec
-
-
-class SpecWarning(UserWarning):
-    """A spec that is valid but probably not what its author wants."""
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -161,43 +157,17 @@ def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any] | Iterable
     return raw
 
 
-# -- validation ------------------------------------------------------------------------------
-def validate(raw: Mapping[str, Any], source: str = "<dict>") -> Spec:
-    """Validate a raw mapping into a :class:`Spec`, or raise :class:`SpecErrors`."""
-    # Search spaces ({$choice: [...]}, issue 6): every value they can take is validated, then
-    # each is set to its default, so a spec with spaces loads (and fits) its default.
-    from kspec.search.check import resolve_spaces_for_load
+# -- schema validation -----------------------------------------------------------------------
+def check_schema(raw: Mapping[str, Any], source: str = "<dict>") -> Spec:
+    """Validate a raw mapping (without search spaces) against the schema.
 
-    raw = resolve_spaces_for_load(raw, source)
+    Raises:
+        SpecErrors: every schema problem, each at its path in ``raw``.
+    """
     try:
-        spec = Spec.model_validate(raw)
+        return Spec.model_validate(raw)
     except ValidationError as e:
         raise SpecErrors(translate_errors(e, raw), source=source) from None
-    from kspec.diagnose.lint import lint_spec
-
-    for message in lint_spec(spec):
-        warnings.warn(SpecWarning(message), stacklevel=3)
-    return spec
-
-
-def load_spec(source: Any, overrides: Mapping[str, Any] | Iterable[str] | None = None) -> Spec:
-    """Read and validate a spec; never imports TensorFlow.
-
-    Args:
-        source: a path to a YAML/JSON file, YAML/JSON text, a dict, or a Spec.
-        overrides: ``{"training.epochs": 3}`` or ``["training.epochs=3"]``.
-
-    Example:
-        >>> spec = load_spec("specs/quickstart.yaml", ["training.epochs=1"])
-        >>> spec.training.epochs
-        1
-    """
-    if isinstance(source, Spec) and not overrides:
-        return source  # already validated (and its warnings already shown)
-    raw, label = read_raw(source)
-    if overrides:
-        apply_overrides(raw, overrides)
-    return validate(raw, label)
 
 
 def _walk(raw: Any, loc: tuple[Any, ...], missing: bool = False) -> list[PathPart]:
@@ -328,7 +298,3 @@ def _space_items(prop: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
         if isinstance(node.get("items"), dict):
             node["items"] = {"anyOf": [node["items"], ref]}
     return prop
-
-
-def dumps_json(spec: Spec) -> str:
-    return json.dumps(spec.to_dict(), indent=2)

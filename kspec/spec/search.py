@@ -18,7 +18,7 @@ errors and ``--set``: ``model.layers[1].units``; a space inside an option of a c
 option in its name: ``training.optimizer.$choice[0].learning_rate``.
 
 This module holds the models of the four kinds of space and of the ``search:`` section;
-:mod:`kspec.search.spaces` finds the spaces in a spec and :mod:`kspec.search.check` validates
+:mod:`kspec.spec.spaces` finds the spaces in a spec and :mod:`kspec.validation.spaces` validates
 every value of every space.
 """
 

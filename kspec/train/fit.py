@@ -14,8 +14,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from kspec.errors import DataError, SpecError
-from kspec.spec import Spec, load_spec
+from kspec.spec import Spec
 from kspec.train import rundir
+from kspec.validation import load_spec
 
 _TRAINING_KEYS = ("batch_size", "epochs", "steps_per_epoch", "shuffle", "verbose",
                   "optimizer", "loss", "metrics", "class_weight")

@@ -8,7 +8,6 @@ import pytest
 keras = pytest.importorskip("keras")
 
 import kspec  # noqa: E402
-from kspec.compiler.initializers import kernel_2d  # noqa: E402
 from kspec.components import (  # noqa: E402
     ContentLoss,
     FixedKernel,
@@ -19,6 +18,7 @@ from kspec.components import (  # noqa: E402
     uncertainty_weighted_total,
     with_uncertainty_weighting,
 )
+from kspec.kernels import kernel_2d  # noqa: E402
 
 
 # -- maxout ----------------------------------------------------------------------------------
@@ -183,7 +183,7 @@ def test_prelu_slope_is_learned():
 def test_uncertainty_weighting_from_a_spec(tmp_path):
     from kspec.compiler.model import build_model
     from kspec.components.multitask import from_spec
-    from kspec.spec import load_spec
+    from kspec.validation import load_spec
 
     raw = {"model": {"inputs": [{"name": "x", "shape": [3]}], "blocks": [
         {"name": "trunk", "inputs": "x", "layers": [
@@ -218,7 +218,7 @@ def test_small_and_big_random_weights_in_a_deep_tanh_stack(stddev, expect):
     """The scale a spec gives a random initializer is the weights' scale, with the textbook
     effect: small weights make a deep tanh stack's activations vanish, big ones saturate."""
     from kspec.compiler.model import build_model
-    from kspec.spec import load_spec
+    from kspec.validation import load_spec
 
     init = {"type": "random_normal", "stddev": stddev, "seed": 1}
     layers = [{"type": "dense", "units": 64, "activation": "tanh", "kernel_initializer": init,

@@ -132,8 +132,8 @@ def test_metrics_stream_inside_keras_evaluate_and_round_trip(tmp_path):
     """A model that outputs its input: Keras's own evaluate loop (graph mode, batches of 7)
     must give the hand-computed table values, also after a safe-mode reload."""
     from kspec.compiler.model import build_model
-    from kspec.spec import load_spec
     from kspec.train.compile import compile_model
+    from kspec.validation import load_spec
 
     raw = {
         "model": {"inputs": [{"name": "p", "shape": [1]}],

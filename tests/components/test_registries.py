@@ -45,7 +45,7 @@ def test_activation(name, tmp_path):
 def test_initializer(name, tmp_path):
     import keras
 
-    from kspec.compiler.initializers import kernel_2d
+    from kspec.kernels import kernel_2d
 
     entry = registry.INITIALIZERS.get(name)
     if "fixed_kernel" in entry.tags:
@@ -57,7 +57,7 @@ def test_initializer(name, tmp_path):
         layers = [{"type": "dense", "units": 2, "kernel_initializer": name, "name": "out"}]
         spec, x = h.spec_dict(layers, "mse"), h.X_VEC
     from kspec.compiler.model import build_model
-    from kspec.spec import load_spec
+    from kspec.validation import load_spec
 
     initial = build_model(load_spec(spec)).layers[1].get_weights()[0]
     model, loaded, _ = h.roundtrip(spec, x, np.repeat(h.Y_REG, 2, 1)[:, :1], tmp_path)

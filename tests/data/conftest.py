@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kspec.spec import load_spec
+from kspec.validation import load_spec
 
 
 def _spec(data=None, inputs=None, layers=None, loss="sparse_categorical_crossentropy",

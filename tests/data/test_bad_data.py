@@ -95,7 +95,7 @@ def test_row_count_mismatch(make_spec):
 
 
 def test_labels_of_each_output_are_checked_against_that_output(make_spec):
-    from kspec.spec import load_spec
+    from kspec.validation import load_spec
 
     x, y = _xy()
     spec = load_spec({

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kspec.spec import load_spec
+from kspec.validation import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "data.md").read_text()

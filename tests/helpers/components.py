@@ -78,8 +78,8 @@ def roundtrip(spec: dict, x: np.ndarray, y: np.ndarray, tmp_path: Path, *, evalu
     import keras
 
     from kspec.compiler.model import build_model
-    from kspec.spec import load_spec
     from kspec.train.compile import compile_model
+    from kspec.validation import load_spec
 
     spec = load_spec(spec)
     model = build_model(spec)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kspec import SpecError, load_spec
-from kspec.diagnose.lint import lint_spec
+from kspec.validation.lint import lint_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,11 +17,11 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from pydantic import ValidationError
-
 from kspec.errors import PathPart, SpecError, SpecErrors, format_path
-from kspec.search.spaces import Space, default_choice, has_spaces, parse_spaces, resolve
+from kspec.spec.loader import apply_overrides, check_schema, read_raw
 from kspec.spec.search import SearchSpec
+from kspec.spec.spaces import Space, default_choice, has_spaces, parse_spaces, resolve
+from kspec.validation.lint import lint_spec
 
 
 class SearchSpaceNotice(UserWarning):
@@ -29,15 +29,10 @@ class SearchSpaceNotice(UserWarning):
 
 
 def _errors_of(raw: Mapping[str, Any]) -> list[SpecError]:
-    from kspec.spec.loader import translate_errors
-    from kspec.spec.root import Spec
-
     try:
-        spec = Spec.model_validate(raw)
-    except ValidationError as e:
-        return translate_errors(e, raw)
-    from kspec.diagnose.lint import lint_spec
-
+        spec = check_schema(raw)
+    except SpecErrors as e:
+        return list(e.errors)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -84,7 +79,7 @@ def check_spaces(raw: dict[str, Any], source: str = "<spec>") -> tuple[Any, list
     """Parse the spaces of ``raw`` and validate every value each of them can take.
 
     Returns:
-        The parsed tree and the spaces (see :func:`kspec.search.spaces.parse_spaces`).
+        The parsed tree and the spaces (see :func:`kspec.spec.spaces.parse_spaces`).
 
     Raises:
         SpecErrors: every problem, at the path where the bad value is written.
@@ -178,18 +173,12 @@ class SearchPlan:
         return self.default.search or SearchSpec()
 
     def resolve(self, choose, scope=None) -> dict[str, Any]:
-        """The raw spec for one assignment (see :func:`kspec.search.spaces.resolve`)."""
+        """The raw spec for one assignment (see :func:`kspec.spec.spaces.resolve`)."""
         return resolve(self.tree, choose, scope)
 
     def validate(self, resolved: Mapping[str, Any]):
         """Validate a resolved spec (no lint warnings, no notices): a Spec or SpecErrors."""
-        from kspec.spec.loader import translate_errors
-        from kspec.spec.root import Spec
-
-        try:
-            return Spec.model_validate(resolved)
-        except ValidationError as e:
-            raise SpecErrors(translate_errors(e, resolved), source=self.source) from None
+        return check_schema(resolved, self.source)
 
     def identity(self) -> dict[str, Any]:
         """What a resumed search must share with the first run: the spec and its spaces,
@@ -221,14 +210,12 @@ def load_search(source: Any, overrides: Mapping[str, Any] | Iterable[str] | None
         >>> plan.spaces[0].name
         'model.layers[1].units'
     """
-    from kspec.spec.loader import apply_overrides, read_raw
+    from kspec.validation.load import validate
 
     raw, label = read_raw(source)
     if overrides:
         apply_overrides(raw, overrides)
     tree, spaces = check_spaces(raw, label)
-    from kspec.spec.loader import validate
-
     # The default configuration goes through the loader, lint warnings included.
     return SearchPlan(raw, tree, spaces, validate(resolve(tree, default_choice), label), label)
 

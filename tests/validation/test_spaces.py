@@ -12,8 +12,8 @@ import pytest
 
 import kspec
 from kspec.errors import SpecError
-from kspec.search.check import SearchSpaceNotice, diff_paths, load_search
-from kspec.search.spaces import parse_spaces, strip_space_parts
+from kspec.spec.spaces import parse_spaces, strip_space_parts
+from kspec.validation.spaces import SearchSpaceNotice, diff_paths, load_search
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -195,7 +195,7 @@ def test_example_spec_loads_and_keeps_its_spaces():
 def test_validation_never_imports_tensorflow():
     code = ("import sys, warnings; warnings.simplefilter('ignore'); import kspec; "
             "kspec.load_spec('specs/search_mlp.yaml'); "
-            "from kspec.search.check import load_search; load_search('specs/search_mlp.yaml'); "
+            "from kspec.validation import load_search; load_search('specs/search_mlp.yaml'); "
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, timeout=60, check=True)

@@ -10,7 +10,7 @@ activation, Poisson or hinge losses on outputs of the wrong range, groups that n
 reads).
 
 Example:
-    >>> from kspec.spec import load_spec
+    >>> from kspec.validation import load_spec
     >>> spec = {"model": {"layers": [{"type": "dense", "units": 8, "activation": "tanh",
     ...                               "kernel_initializer": "he_normal"},
     ...                              {"type": "dense", "units": 1, "activation": "sigmoid"}]},
@@ -309,7 +309,7 @@ def _check_initializer(layer, lpath: str, act: _Act, is_output: bool, found: lis
             raise SpecError(ipath, f"{name!r} is an image filter for conv2d kernels; this is a "
                             f"{layer.type} layer", value=name,
                             valid="a random initializer such as glorot_uniform or he_normal")
-        from kspec.compiler.initializers import check_size
+        from kspec.kernels import check_size
 
         size = layer.kernel_size if isinstance(layer.kernel_size, list) else [layer.kernel_size] * 2
         problem = check_size(name, *size[:2])
