@@ -16,6 +16,7 @@ LAYERS = [
     {"registry"},
     {"spec"},
     {"validation"},
+    {"rundir"},
     {"components"},
     {"compiler"},
     {"data"},

@@ -166,8 +166,8 @@ def export(
     """
     from kspec.exporter.fold import fold_batch_norm
     from kspec.exporter.source import resolve, sample_inputs
+    from kspec.rundir import library_versions
     from kspec.spec import to_yaml
-    from kspec.train.rundir import library_versions
 
     if format not in FORMATS:
         raise ExportError(f"unknown export format {format!r} (expected one of: "

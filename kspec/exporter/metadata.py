@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kspec.train.rundir import jsonable
+from kspec.rundir import jsonable
 
 ASSETS_DIR = "assets.extra"
 METADATA_FILE = "kspec.json"

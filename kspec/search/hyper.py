@@ -1,13 +1,13 @@
 """Search spaces as KerasTuner hyperparameters; the HyperModel and Tuner that run kspec trials.
 
-Each trial resolves the spec for the trial's values, validates it, and builds it through the
-ordinary path (``build_model`` + ``compile_model``); the data are loaded once per search.
+Each trial resolves the spec for the trial's values, validates it, and builds and trains it
+through the one training loop (:mod:`kspec.train.loop`), as ``kspec fit`` does; the data are
+loaded once per search.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
 import warnings
 from pathlib import Path
@@ -64,40 +64,26 @@ class ObjectiveMissing(kt.errors.FatalError):
         super().__init__(str(error))
 
 
-class _StopOnNonFinite(keras.callbacks.Callback):
-    """Stop at a NaN/inf loss and remember the epoch, so the trial fails with that reason."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.failed_epoch: int | None = None
-        self._epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-
-    def on_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.failed_epoch = self._epoch + 1
-            self.model.stop_training = True
-
-
 class SpecHyperModel(kt.HyperModel):
-    """Builds and trains the spec a trial's hyperparameters select.
+    """Builds and trains the spec a trial's hyperparameters select, through the one training
+    loop (:mod:`kspec.train.loop`), exactly as ``kspec fit`` would.
 
     Args:
-        plan: the spec with its spaces (:func:`kspec.validation.spaces.load_search`).
-        data: the loaded splits (``kspec.data.sources.Data``), shared by all trials.
+        plan: the spec with its spaces (:func:`kspec.validation.load_search`).
+        data: the loaded splits (``kspec.data.split.Data``) with labels as read; each trial
+            derives its outputs' targets (``training.targets``) from them.
         epochs: epochs per trial (Hyperband passes its own).
         callbacks: extra Keras callbacks for every trial.
     """
 
     def __init__(self, plan: SearchPlan, data: Any, epochs: int, callbacks: list | None = None):
         super().__init__(name=plan.default.name)
-        self.plan, self.data, self.epochs = plan, data, epochs
+        self.plan, self.raw_data, self.epochs = plan, data, epochs
         self.callbacks = list(callbacks or [])
         self.execution = 0
         self._spec: tuple[str, Any] | None = None
+        self._data: tuple[str, Any] | None = None
+        self._ensemble: tuple[int, Any] | None = None
 
     def declare_hyperparameters(self, hp: kt.HyperParameters) -> None:
         choose, scope = hp_chooser(hp)
@@ -111,96 +97,86 @@ class SpecHyperModel(kt.HyperModel):
             self._spec = (key, self.plan.validate(self.plan.resolve(choose, scope)))
         return self._spec[1]
 
+    def data_for(self, spec: Any) -> Any:
+        """The splits with the targets this trial's spec derives (cached per targets)."""
+        from kspec.train.targets import apply_targets
+
+        key = json.dumps({k: v.model_dump() for k, v in spec.training.targets.items()},
+                         sort_keys=True)
+        if self._data is None or self._data[0] != key:
+            self._data = (key, apply_targets(spec, self.raw_data))
+        return self._data[1]
+
     def build(self, hp: kt.HyperParameters):
-        from kspec.compiler.model import build_model, set_seed
-        from kspec.data.preprocess import input_layers
-        from kspec.train.compile import compile_model
+        from kspec.train import loop
 
         spec = self.resolve(hp)
+        data = self.data_for(spec)
         # Execution 0 is seeded exactly like `kspec fit`, so the best resolved spec trains
         # to the same result; further executions of a trial get their own seeds.
-        first = self.execution == 0
-        if not first:
-            set_seed(spec.seed + self.execution)
+        seed = spec.seed + self.execution
         self.execution += 1
-        model = build_model(spec, self.data.input_shapes(), input_layers(spec, self.data),
-                            seed=first)
-        compile_model(model, spec)
-        return model
+        if spec.ensemble is not None:
+            ensemble = loop.build_ensemble(spec.model_copy(update={"seed": seed}), data)
+            self._ensemble = (id(ensemble.model), ensemble)
+            return ensemble.model
+        return loop.build_compiled(spec, data, seed=seed)
 
     def fit(self, hp, model, *args, callbacks=None, epochs=None, initial_epoch=0, **kwargs):
-        from kspec.data.pipeline import to_dataset
-        from kspec.train.fit import class_weights
+        from kspec.train import loop
 
         spec = self.resolve(hp)
-        t = spec.training
-        train = to_dataset(self.data.train, t.batch_size, shuffle=t.shuffle, seed=spec.seed,
-                           cache=spec.data.cache)
-        val = (to_dataset(self.data.validation, t.batch_size, cache=spec.data.cache)
-               if self.data.validation is not None else None)
-        guard = _StopOnNonFinite()
-        cbs = list(callbacks or []) + _spec_callbacks(spec) + self.callbacks + [guard]
-        common = dict(validation_data=val, steps_per_epoch=t.steps_per_epoch,
-                      class_weight=class_weights(spec, self.data.train.y), callbacks=cbs,
-                      verbose=0, shuffle=False)
-        if t.phases and epochs is None:
-            history = self._fit_phases(model, spec, train, common)
-        else:
-            history = model.fit(train, epochs=epochs or self.epochs,
-                                initial_epoch=initial_epoch, **common)
-        # The History keeps the model alive; KerasTuner only needs the numbers
-        # (memory growth across trials: keras-team/keras-tuner#395, #873, #1031).
-        history.set_model(None)
-        if guard.failed_epoch is not None:
+        data = self.data_for(spec)
+        if epochs is None and not spec.training.phases:
+            epochs = self.epochs  # search.epochs (default: training.epochs)
+        extra = list(callbacks or []) + self.callbacks
+        try:
+            if spec.ensemble is not None:
+                result = self._fit_ensemble(spec, data, model, extra, epochs)
+            else:
+                trained = loop.train(model, spec, data, extra_callbacks=extra, epochs=epochs,
+                                     initial_epoch=initial_epoch, verbose=0)
+                # A fresh History holds only the numbers: nothing keeps the model alive
+                # (memory growth across trials: keras-team/keras-tuner#395, #873, #1031).
+                result = keras.callbacks.History()
+                result.history = trained.history
+        except loop.NonFiniteLoss as e:
             raise kt.errors.FailedTrialError(
-                f"the loss became NaN/inf in epoch {guard.failed_epoch}")
+                f"the loss became NaN/inf in epoch {e.epoch}") from None
+        logged = result.history if isinstance(result, keras.callbacks.History) else result
         objective = self.plan.search.objective.name
-        if objective not in history.history:
+        if objective not in logged:
             raise ObjectiveMissing(SpecError(
                 "search.objective", f"the model does not log {objective!r}",
-                valid=sorted(history.history), hint=None))
-        return history
+                valid=sorted(logged), hint=None))
+        return result
 
+    def _fit_ensemble(self, spec, data, model, callbacks: list, epochs: int | None) -> dict:
+        """Train the members, then score the averaged model: its final metrics are the
+        trial's result, and its weights are the trial's checkpoint."""
+        from kspec.data.pipeline import to_dataset
+        from kspec.train import loop
 
-    @staticmethod
-    def _fit_phases(model, spec, train, common):
-        """Train phase by phase like ``kspec fit`` (transfer learning: frozen base first)."""
-        from kspec.train.compile import compile_model
-        from kspec.train.phases import run_phases
-
-        def fit_one(index, initial_epoch, epochs):
-            return model.fit(train, initial_epoch=initial_epoch, epochs=epochs, **common)
-
-        def recompile(optimizer, path):
-            compile_model(model, spec, optimizer=optimizer, optimizer_path=path)
-
-        joined, _ = run_phases(model, spec, fit_one, recompile)
-        history = keras.callbacks.History()
-        history.history = joined
-        return history
-
-
-def _spec_callbacks(spec) -> list:
-    """Callbacks of the spec and the search that shape training inside a trial."""
-    out = []
-    cb = spec.training.callbacks
-    if cb.early_stopping:
-        es = cb.early_stopping
-        out.append(keras.callbacks.EarlyStopping(
-            monitor=es.monitor, patience=es.patience, min_delta=es.min_delta, mode=es.mode,
-            restore_best_weights=es.restore_best_weights, start_from_epoch=es.start_from_epoch))
-    if cb.reduce_lr_on_plateau:
-        rl = cb.reduce_lr_on_plateau
-        out.append(keras.callbacks.ReduceLROnPlateau(monitor=rl.monitor, factor=rl.factor,
-                                                     patience=rl.patience, min_lr=rl.min_lr))
-    search = spec.search
-    if search is not None and search.early_stopping is not None:
-        es = search.early_stopping
-        monitor = es.monitor or search.objective.name
-        mode = search.objective.direction if es.monitor is None else "auto"
-        out.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=es.patience,
-                                                 min_delta=es.min_delta, mode=mode))
-    return out
+        if self._ensemble is None or self._ensemble[0] != id(model):
+            raise kt.errors.FatalError("internal: the ensemble trained is not the one built")
+        ensemble = self._ensemble[1]
+        self._ensemble = None
+        # KerasTuner's own callbacks (its best-epoch checkpoint) watch the averaged model,
+        # not each member's epochs.
+        tuner_cbs = [c for c in callbacks if type(c).__module__.startswith("keras_tuner")]
+        member_cbs = [c for c in callbacks if c not in tuner_cbs]
+        loop.train_ensemble(spec, data, ensemble, extra_callbacks=member_cbs, epochs=epochs,
+                            verbose=0)
+        batch = spec.training.batch_size
+        logs = {k: float(v) for k, v in model.evaluate(
+            to_dataset(data.train, batch), verbose=0, return_dict=True).items()}
+        if data.validation is not None:
+            logs.update({f"val_{k}": float(v) for k, v in model.evaluate(
+                to_dataset(data.validation, batch), verbose=0, return_dict=True).items()})
+        for cb in tuner_cbs:  # e.g. SaveBestEpoch writes the averaged model's weights
+            cb.set_model(model)
+            cb.on_epoch_end(0, logs)
+        return logs
 
 
 def _reason(error: BaseException) -> str:
@@ -275,7 +251,7 @@ class _KspecTuner:
 
 
 def _write_record(trial_dir: Path, record: dict) -> None:
-    from kspec.train.rundir import write_json
+    from kspec.rundir import write_json
 
     write_json(trial_dir / RECORD, record)
 

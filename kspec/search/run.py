@@ -86,7 +86,7 @@ def _prepare_project(project_dir: Path, plan: SearchPlan, resume: bool) -> None:
                         "it cannot be resumed safely", valid="another search.project")
     project_dir.mkdir(parents=True, exist_ok=True)
     if not state_file.is_file():
-        from kspec.train.rundir import library_versions, now, write_json
+        from kspec.rundir import library_versions, now, write_json
 
         write_json(state_file, {"fingerprint": plan.fingerprint(), "spec": plan.identity(),
                                 "hyperparameters": [s.describe() for s in plan.spaces],
@@ -95,14 +95,12 @@ def _prepare_project(project_dir: Path, plan: SearchPlan, resume: bool) -> None:
 
 
 def _load_data(plan: SearchPlan, data: Any):
+    """The splits, loaded once per search, with labels as read (each trial derives its own
+    targets: ``training.targets`` may be searched)."""
     from kspec.data.sources import load_data
+    from kspec.train.loop import for_loading
 
-    loaded = load_data(plan.default, data)
-    try:
-        from kspec.train.targets import apply_targets
-    except ImportError:  # the multi-output targets module is optional
-        return loaded
-    return apply_targets(plan.default, loaded)
+    return load_data(for_loading(plan.default), data)
 
 
 def tune(spec: Any, data: Any = None, *, out: str | Path | None = None, resume: bool = False,
@@ -302,8 +300,8 @@ class _Finished:
 
 def _finish(tuner, plan: SearchPlan, project_dir: Path, role: str) -> SearchResult:
     """Write the trial table, the plot, the best resolved spec and the best model."""
+    from kspec.rundir import atomic_write_text, save_model_atomic
     from kspec.search import results
-    from kspec.train.rundir import atomic_write_text, save_model_atomic
 
     records = results.collect(tuner.oracle, plan, project_dir)
     results.write_table(records, plan, project_dir / "trials.csv")
@@ -322,6 +320,9 @@ def _finish(tuner, plan: SearchPlan, project_dir: Path, role: str) -> SearchResu
         # fresh (unbuilt) optimizer is expected.
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         model = tuner.load_model(trial)
+    from kspec.train.loop import final_model
+
+    model, _ = final_model(model, spec)  # a learned-weighting wrapper becomes its plain model
     if getattr(model, "optimizer", None) is not None and not model.optimizer.built:
         # Saved with a built optimizer, the model loads without a variable-count warning.
         model.optimizer.build(model.trainable_variables)

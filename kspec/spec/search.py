@@ -35,9 +35,6 @@ SPACE_KINDS = ("$choice", "$int", "$float", "$bool")
 # Sections whose values must be the same in every trial: the data (every trial is compared on
 # the same splits), the seed and the search settings themselves.
 FIXED_SECTIONS = ("kspec", "name", "description", "seed", "data", "search")
-# Values a trial does not apply (derived targets are computed once with the data; ensembles
-# and learned loss weighting belong to `kspec fit`): a space there would search nothing.
-FIXED_PATHS = (("training", "targets"), ("training", "loss_weighting"), ("ensemble",))
 
 
 # -- the bodies of the four kinds of space -----------------------------------------------------

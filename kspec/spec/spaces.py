@@ -16,7 +16,7 @@ from typing import Any, Callable
 from pydantic import ValidationError
 
 from kspec.errors import PathPart, SpecError, SpecErrors, format_path
-from kspec.spec.search import _BODIES, FIXED_PATHS, FIXED_SECTIONS, SPACE_KINDS, IntSpace
+from kspec.spec.search import _BODIES, FIXED_SECTIONS, SPACE_KINDS, IntSpace
 
 
 # -- parsed spaces -----------------------------------------------------------------------------
@@ -185,12 +185,6 @@ def parse_spaces(raw: dict[str, Any], source: str = "<spec>") -> tuple[Any, list
         if path and path[0] in FIXED_SECTIONS:
             errors.append(SpecError(path, f"search spaces are not allowed in '{path[0]}': it "
                                     "must be the same in every trial",
-                                    valid="spaces in the model and training sections"))
-            return None
-        fixed = next((p for p in FIXED_PATHS if path[:len(p)] == p), None)
-        if fixed is not None:
-            errors.append(SpecError(path, f"search spaces are not allowed in "
-                                    f"'{format_path(fixed)}': trials do not apply it",
                                     valid="spaces in the model and training sections"))
             return None
         if len(node) != 1:

@@ -5,11 +5,12 @@ Each member is the spec's model built with its own seed (``seed + k`` unless
 sample of the training split. The members become nested models of one functional model
 whose outputs are the element-wise mean of the members' outputs (probabilities for
 classifiers, values for regressors), so it saves, loads and exports like any other model.
+Members are trained by :func:`kspec.train.loop.train_ensemble`; this module holds the parts
+that do not train: seeds, bootstrap samples, the combined model, the mean history.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -58,55 +59,6 @@ def combine(members: Sequence[Any], name: str = "ensemble"):
         outputs = [keras.layers.Average(name=out)([r[j] for r in results])
                    for j, out in enumerate(names)]
     return keras.Model(inputs, outputs, name=name)
-
-
-def train_ensemble(spec: Spec, data: Any, first_model: Any, run_dir: Path, *,
-                   callbacks: list | None = None) -> tuple[Any, dict, list, list[dict]]:
-    """Train every member, evaluate each, and return the combined model.
-
-    Args:
-        spec: the validated spec (with an ``ensemble`` section).
-        data: the loaded data (targets already derived).
-        first_model: member 0, already built and compiled by ``prepare``.
-        run_dir: the run directory (members' histories go to ``history_member{k}.csv``).
-
-    Returns:
-        ``(combined model, mean history, phases of member 0, member records)``.
-    """
-    from kspec.compiler.model import build_model, set_seed
-    from kspec.data.preprocess import input_layers
-    from kspec.train.compile import compile_model
-    from kspec.train.fit import evaluate_splits, train_model
-
-    seeds = member_seeds(spec)
-    members, records, histories, phases = [], [], [], []
-    for k, seed in enumerate(seeds):
-        if spec.training.verbose != 0:
-            print(f"ensemble member {k + 1}/{len(seeds)} (seed {seed})", flush=True)
-        member_spec = spec.model_copy(update={"seed": seed, "ensemble": None})
-        if k == 0 and seed == spec.seed:
-            model = first_model
-        else:
-            set_seed(seed)
-            model = build_model(member_spec, data.input_shapes(),
-                                input_layers(member_spec, data))
-            compile_model(model, member_spec)
-        train = bootstrap(data.train, seed) if spec.ensemble.bootstrap else data.train
-        hist, member_phases = train_model(model, member_spec, train, data.validation, run_dir,
-                                          callbacks=callbacks, tag=f"member{k}")
-        no_tta = member_spec.model_copy(
-            update={"training": member_spec.training.model_copy(update={"tta": None})})
-        records.append({"member": k, "seed": seed, "bootstrap": spec.ensemble.bootstrap,
-                        "metrics": evaluate_splits(model, no_tta, data)})
-        members.append(model)
-        histories.append(hist)
-        phases = phases or member_phases
-    combined = combine(members, name=spec.name)
-    compile_model(combined, spec)
-    # The combined model is never trained; building its optimizer now makes the saved
-    # optimizer state match the model's variables, so loading it does not warn.
-    combined.optimizer.build(combined.trainable_variables)
-    return combined, mean_history(histories), phases, records
 
 
 def mean_history(histories: list[dict[str, list[float]]]) -> dict[str, list[float]]:

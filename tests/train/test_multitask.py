@@ -121,6 +121,21 @@ def test_learned_uncertainty_weighting_trains_both_heads(tmp_path):
     assert loaded.output_names == ["kind", "size"]
 
 
+def test_an_ensemble_of_uncertainty_weighted_members(tmp_path):
+    """Each member learns its own task weights (recorded per member); the saved model
+    averages the members' plain two-output models."""
+    import keras
+
+    spec = two_head_spec(loss_weighting="uncertainty", loss_weights=None, epochs=2)
+    spec["ensemble"] = {"members": 2}
+    run = kspec.fit(spec, data=_data(), out=tmp_path)
+    assert [set(m["task_weights"]) for m in run.members] == [{"kind", "size"}] * 2
+    assert run.members[0]["task_weights"] != run.members[1]["task_weights"]
+    loaded = keras.saving.load_model(run.run_dir / "model.keras", safe_mode=True)
+    assert loaded.output_names == ["kind", "size"]
+    assert {layer.name for layer in loaded.layers} >= {"member_0", "member_1"}
+
+
 def test_uncertainty_weighting_needs_several_outputs_and_no_fixed_weights(tiny_spec,
                                                                          tiny_classification):
     with pytest.raises(SpecError, match=r"training\.loss_weights: fixed loss_weights cannot "

@@ -1,0 +1,395 @@
+"""The one training loop: build and compile, callbacks, phases, the non-finite-loss stop,
+class weights, ensembles and evaluation.
+
+``kspec.fit`` (:mod:`kspec.train.fit`), ensemble members and search trials
+(:mod:`kspec.search.hyper`) all train through these functions, so a training feature (a
+callback, a precision policy, a distribution strategy) is written once, here.
+
+Example:
+    >>> spec = load_spec("specs/quickstart.yaml")  # doctest: +SKIP
+    >>> data = load_training_data(spec)  # doctest: +SKIP
+    >>> model = build_compiled(spec, data)  # doctest: +SKIP
+    >>> trained = train(model, spec, data)  # doctest: +SKIP
+    >>> evaluate(trained.model, spec, data)["test"]["accuracy"] > 0.9  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from kspec.errors import DataError, SpecError
+from kspec.rundir import RunDir
+from kspec.spec import Spec
+
+
+class NonFiniteLoss(DataError):
+    """The loss became NaN or infinite; ``epoch`` is the 1-based epoch it happened in."""
+
+    def __init__(self, epoch: int, where: str = "") -> None:
+        self.epoch = epoch
+        kept = f" (run kept in {where})" if where else ""
+        super().__init__(f"training stopped: the loss became NaN/inf in epoch {epoch}{kept}; "
+                         "lower the learning rate or check the data for extreme values")
+
+
+@dataclass
+class Trained:
+    """What :func:`train` and :func:`train_ensemble` return.
+
+    Attributes:
+        model: the trained model (for an ensemble, the members averaged into one model).
+        history: per-epoch metrics (for an ensemble, the members' mean).
+        phases: one record per training phase (name, first epoch, epochs, trainable weights).
+        members: for an ensemble, each member's seed and metrics per split.
+    """
+
+    model: Any
+    history: dict[str, list[float]]
+    phases: list[dict[str, Any]] = field(default_factory=list)
+    members: list[dict[str, Any]] | None = None
+
+
+# -- data ---------------------------------------------------------------------------------------
+def load_training_data(spec: Spec, data: Any = None) -> Any:
+    """The spec's data (or ``data`` from the Python API), split and checked, with one target
+    per output derived as ``training.targets`` says."""
+    from kspec.data.sources import load_data
+    from kspec.train.targets import apply_targets
+
+    return apply_targets(spec, load_data(for_loading(spec), data))
+
+
+def for_loading(spec: Spec) -> Spec:
+    """The spec as ``load_data`` should see it.
+
+    ``load_data`` checks raw labels against the loss; with ``training.targets`` the loss
+    applies to the *derived* targets (checked in ``apply_targets``), so the raw labels are
+    loaded with the loss given per output, which that check skips.
+    """
+    t = spec.training
+    if not t.targets or (isinstance(t.loss, dict) and "type" not in t.loss):
+        return spec
+    loss = {name: t.loss for name in spec.model.output_names()}
+    return spec.model_copy(update={"training": t.model_copy(update={"loss": loss})})
+
+
+def class_weights(spec: Spec, y: Any) -> dict[int, float] | None:
+    """``training.class_weight`` as Keras wants it; ``balanced`` weighs each class by
+    n_rows / (n_classes * n_rows_of_class), computed on the training labels ``y``."""
+    cw = spec.training.class_weight
+    if cw is None:
+        return None
+    if len(spec.model.output_names()) > 1:
+        raise SpecError("training.class_weight", "class weights apply to a model with one "
+                        f"output; this one has outputs {spec.model.output_names()}", value=cw,
+                        valid="no class_weight (weight rows with sample weights instead)")
+    if cw != "balanced":
+        return cw
+    if not isinstance(y, np.ndarray) or y.ndim != 1:
+        raise SpecError("training.class_weight", "'balanced' needs one integer label per row")
+    classes, counts = np.unique(y, return_counts=True)
+    return {int(c): float(len(y) / (len(classes) * n)) for c, n in zip(classes, counts)}
+
+
+# -- models -------------------------------------------------------------------------------------
+def build_compiled(spec: Spec, data: Any, *, seed: int | None = None) -> Any:
+    """The spec's model, built on ``data`` (shapes, fitted preprocessing) and compiled.
+
+    Args:
+        spec: the validated spec (its ``ensemble`` section is ignored: see
+            :func:`build_ensemble`).
+        data: the loaded data (:func:`load_training_data`).
+        seed: seeds the weights (default ``spec.seed``; ensemble members and repeated search
+            executions pass their own).
+
+    With ``training.loss_weighting: uncertainty`` the model is the learned-weighting wrapper
+    (see :func:`final_model` for the plain model after training).
+    """
+    from kspec.compiler.model import build_model, set_seed
+    from kspec.data.preprocess import input_layers
+    from kspec.train.compile import compile_model, wrap_for_loss_weighting
+
+    layers = input_layers(spec, data)
+    set_seed(spec.seed if seed is None else seed)
+    model = build_model(spec, data.input_shapes(), layers, seed=False)
+    model = wrap_for_loss_weighting(model, spec)
+    compile_model(model, spec)
+    return model
+
+
+def final_model(model: Any, spec: Spec) -> tuple[Any, dict[str, float] | None]:
+    """The model to save and serve, and the learned task weights (or None).
+
+    A model trained with learned uncertainty weighting becomes its plain multi-output model,
+    compiled with the learned weights (what export and predict expect).
+    """
+    if not hasattr(model, "task_weights"):
+        return model, None
+    from kspec.train.compile import compile_model
+
+    weights = model.task_weights()
+    plain = compile_model(model.inner, spec, loss_weights=weights)
+    plain.optimizer.build(plain.trainable_variables)  # saved state matches on load
+    return plain, weights
+
+
+# -- callbacks ----------------------------------------------------------------------------------
+def _monitor(name: str, path: str, has_validation: bool) -> str:
+    if name.startswith("val_") and not has_validation:
+        raise SpecError(path, f"monitors {name!r} but the data has no validation split",
+                        valid="a training metric such as 'loss', or add data.splits.validation")
+    return name
+
+
+def callbacks(spec: Spec, *, has_validation: bool, run: RunDir | None = None, tag: str = "",
+              phase: int = 0, weighted: bool = False, extra: Sequence[Any] = ()) -> list:
+    """The Keras callbacks a spec asks for, in the order they must run.
+
+    Args:
+        spec: the validated spec.
+        has_validation: whether there is validation data (``val_*`` monitors need it).
+        run: the run directory; without one (search trials) nothing is written to disk
+            (no CSV history, backup, checkpoint or TensorBoard logs).
+        tag: names this model's files in the run (ensemble members: ``member0``).
+        phase: the training phase (each has its own backup state).
+        weighted: the model learns its task weights (log them every epoch).
+        extra: callbacks of the caller (``kspec.fit(callbacks=...)``, KerasTuner's).
+    """
+    import keras
+
+    cb = spec.training.callbacks
+    out: list = []
+    if weighted:
+        out.append(_task_weights())  # first, so the CSV and history see its logs
+    if run is not None:
+        out.append(keras.callbacks.CSVLogger(str(run.history_csv(tag)), append=True))
+        if cb.backup_and_restore:
+            # Resumes from the last finished epoch if this run directory was interrupted.
+            out.append(keras.callbacks.BackupAndRestore(str(run.backup_dir(tag, phase))))
+    if cb.early_stopping:
+        es = cb.early_stopping
+        out.append(keras.callbacks.EarlyStopping(
+            monitor=_monitor(es.monitor, "training.callbacks.early_stopping.monitor",
+                             has_validation),
+            patience=es.patience, min_delta=es.min_delta, mode=es.mode,
+            restore_best_weights=es.restore_best_weights, start_from_epoch=es.start_from_epoch))
+    if cb.checkpoint and run is not None:
+        ck = cb.checkpoint
+        out.append(keras.callbacks.ModelCheckpoint(
+            str(run.checkpoint_file),
+            monitor=_monitor(ck.monitor, "training.callbacks.checkpoint.monitor",
+                             has_validation),
+            save_best_only=ck.save_best_only, mode=ck.mode))
+    if cb.reduce_lr_on_plateau:
+        rl = cb.reduce_lr_on_plateau
+        out.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=_monitor(rl.monitor, "training.callbacks.reduce_lr_on_plateau.monitor",
+                             has_validation),
+            factor=rl.factor, patience=rl.patience, min_lr=rl.min_lr))
+    if cb.tensorboard and run is not None:
+        out.append(keras.callbacks.TensorBoard(str(run.tensorboard_dir)))
+    search = spec.search
+    if search is not None and search.early_stopping is not None and run is None:
+        # The search section's early stopping shapes trials only, not `kspec fit`.
+        es = search.early_stopping
+        monitor = es.monitor or search.objective.name
+        mode = search.objective.direction if es.monitor is None else "auto"
+        out.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=es.patience,
+                                                 min_delta=es.min_delta, mode=mode))
+    out += list(extra)
+    out.append(_NonFiniteGuard())
+    return out
+
+
+def _task_weights():
+    import keras
+
+    class TaskWeights(keras.callbacks.Callback):
+        """Log the learned weight exp(-s) of each output's loss every epoch."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs.update({f"{k}_weight": v for k, v in self.model.task_weights().items()})
+
+    return TaskWeights()
+
+
+def _NonFiniteGuard():  # noqa: N802 - builds a Keras callback lazily
+    import keras
+
+    class NonFiniteGuard(keras.callbacks.Callback):
+        """Stop at a NaN/inf loss and remember the (1-based) epoch it happened in."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.failed_epoch: int | None = None
+            self._epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._epoch = epoch
+
+        def on_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                self.failed_epoch = self._epoch + 1
+                self.model.stop_training = True
+
+    return NonFiniteGuard()
+
+
+# -- training -----------------------------------------------------------------------------------
+def train(model: Any, spec: Spec, data: Any, *, train_split: Any = None,
+          run: RunDir | None = None, tag: str = "", extra_callbacks: Sequence[Any] = (),
+          epochs: int | None = None, initial_epoch: int = 0, verbose: Any = None) -> Trained:
+    """Train a compiled ``model`` on the data's training split, phase by phase.
+
+    Args:
+        model: from :func:`build_compiled`.
+        spec: the validated spec.
+        data: the loaded data (its validation split, if any, is evaluated every epoch).
+        train_split: train on this split instead of ``data.train`` (bagging).
+        run: the run directory to record in (None: nothing written, as in search trials).
+        tag: names this model's files in the run (ensemble members).
+        extra_callbacks: the caller's Keras callbacks.
+        epochs: train this many epochs in one go, ignoring ``training.phases`` (KerasTuner's
+            Hyperband sets the epochs of a trial); default: the spec's phases.
+        initial_epoch: the epoch to start counting from (with ``epochs``).
+        verbose: Keras's verbosity (default ``training.verbose``).
+
+    Raises:
+        NonFiniteLoss: the loss became NaN/inf.
+    """
+    from kspec.data.pipeline import to_dataset
+    from kspec.train.compile import compile_model
+    from kspec.train.phases import run_phases
+
+    t = spec.training
+    split = data.train if train_split is None else train_split
+    weights = class_weights(spec, split.y)
+    train_ds = to_dataset(split, t.batch_size, shuffle=t.shuffle, seed=spec.seed,
+                          cache=spec.data.cache)
+    val_ds = (to_dataset(data.validation, t.batch_size, cache=spec.data.cache)
+              if data.validation is not None else None)
+    weighted = hasattr(model, "task_weights")
+
+    def fit_one(index: int, first: int, last: int):
+        cbs = callbacks(spec, has_validation=val_ds is not None, run=run, tag=tag, phase=index,
+                        weighted=weighted, extra=extra_callbacks)
+        history = model.fit(
+            train_ds, validation_data=val_ds, initial_epoch=first, epochs=last,
+            steps_per_epoch=t.steps_per_epoch, class_weight=weights, callbacks=cbs,
+            verbose=t.verbose if verbose is None else verbose,
+            shuffle=False,  # the dataset is shuffled (seeded) by to_dataset
+        )
+        guard = cbs[-1]
+        if guard.failed_epoch is not None:
+            raise NonFiniteLoss(guard.failed_epoch, str(run.path) if run is not None else "")
+        return history
+
+    if epochs is not None:
+        history = fit_one(0, initial_epoch, epochs)
+        hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+        return Trained(model, hist, [{"name": "train", "first_epoch": initial_epoch + 1,
+                                      "epochs": len(history.epoch),
+                                      "trainable_weights": len(model.trainable_weights)}])
+
+    def recompile(optimizer: Any, path: str) -> None:
+        compile_model(model, spec, optimizer=optimizer, optimizer_path=path)
+
+    hist, phases = run_phases(model, spec, fit_one, recompile)
+    return Trained(model, hist, phases)
+
+
+@dataclass
+class Ensemble:
+    """An ensemble before training: its members and the model that averages them.
+
+    Attributes:
+        model: one model whose outputs are the mean of the members' outputs (compiled); it
+            shares the members' weights, so training the members trains it.
+        members: each member, compiled (the learned-weighting wrapper when the spec asks).
+        seeds: each member's seed.
+    """
+
+    model: Any
+    members: list[Any]
+    seeds: list[int]
+
+
+def member_spec(spec: Spec, seed: int) -> Spec:
+    """The spec of one ensemble member: the same spec with its own seed, no ensemble."""
+    return spec.model_copy(update={"seed": seed, "ensemble": None})
+
+
+def build_ensemble(spec: Spec, data: Any) -> Ensemble:
+    """Build every member of ``spec.ensemble`` (each with its seed) and their average."""
+    from kspec.train.compile import compile_model
+    from kspec.train.ensemble import combine, member_seeds
+
+    seeds = member_seeds(spec)
+    members = [build_compiled(member_spec(spec, seed), data) for seed in seeds]
+    # The averaged model nests each member's plain model (a wrapper's inner model).
+    combined = combine([getattr(m, "inner", m) for m in members], name=spec.name)
+    compile_model(combined, spec)
+    # The combined model is never trained itself; building its optimizer now makes the saved
+    # optimizer state match the model's variables, so loading it does not warn.
+    combined.optimizer.build(combined.trainable_variables)
+    return Ensemble(combined, members, seeds)
+
+
+def train_ensemble(spec: Spec, data: Any, ensemble: Ensemble, *, run: RunDir | None = None,
+                   extra_callbacks: Sequence[Any] = (), epochs: int | None = None,
+                   verbose: Any = None) -> Trained:
+    """Train every member of an ensemble (as :func:`train` does) and evaluate each.
+
+    Each member's history goes to ``history_member{k}.csv``; with ``bootstrap: true`` each
+    trains on its own bootstrap sample of the training split. Returns the averaged model,
+    the members' mean history, member 0's phases and one record per member.
+    """
+    from kspec.compiler.model import set_seed
+    from kspec.train.ensemble import bootstrap, mean_history
+
+    shown = spec.training.verbose if verbose is None else verbose
+    records, histories, phases = [], [], []
+    for k, (model, seed) in enumerate(zip(ensemble.members, ensemble.seeds)):
+        if shown != 0:
+            print(f"ensemble member {k + 1}/{len(ensemble.seeds)} (seed {seed})", flush=True)
+        one = member_spec(spec, seed)
+        set_seed(seed)  # dropout and augmentation draws repeat per member
+        split = bootstrap(data.train, seed) if spec.ensemble.bootstrap else None
+        trained = train(model, one, data, train_split=split, run=run, tag=f"member{k}",
+                        extra_callbacks=extra_callbacks, epochs=epochs, verbose=verbose)
+        record = {"member": k, "seed": seed, "bootstrap": spec.ensemble.bootstrap,
+                  "metrics": evaluate(model, one, data, tta=False)}
+        if hasattr(model, "task_weights"):
+            record["task_weights"] = model.task_weights()
+        records.append(record)
+        histories.append(trained.history)
+        phases = phases or trained.phases
+    return Trained(ensemble.model, mean_history(histories), phases, records)
+
+
+def evaluate(model: Any, spec: Spec, data: Any, *, tta: bool = True) -> dict[str, dict]:
+    """Metrics of ``model`` on every split (and TTA metrics when the spec asks for them)."""
+    from kspec.data.pipeline import to_dataset
+
+    metrics = {}
+    for name, split in data.splits().items():
+        ds = to_dataset(split, spec.training.batch_size, cache=False)
+        values = model.evaluate(ds, verbose=0, return_dict=True)
+        metrics[name] = {k: float(v) for k, v in values.items()}
+    if tta and spec.training.tta is not None:
+        from kspec.train.tta import evaluate_tta
+
+        t = spec.training.tta
+        for name in t.splits:
+            split = data.splits().get(name)
+            if split is not None:
+                metrics[f"{name}_tta"] = evaluate_tta(
+                    model, split, spec, scheme=t.scheme, crop_fraction=t.crop_fraction)
+    return metrics
