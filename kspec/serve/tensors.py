@@ -226,7 +226,7 @@ def _cast(array: np.ndarray, spec: TensorInfo, where: str) -> np.ndarray:
         raise invalid(f"{where}input '{spec.name}' has dtype {spec.dtype}, which the JSON "
                       "API cannot carry")
     if not ok:
-        first = _preview(array.reshape(-1)[0].tolist(), 40)
+        first = _preview(array.reshape(-1)[:1].tolist()[0], 40)
         raise invalid(f"{where}input '{spec.name}' expects {spec.describe()}; received "
                       f"{_KIND.get(kind, kind)} (first: {first})")
     if target.kind in "iu":
