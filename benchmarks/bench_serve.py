@@ -19,7 +19,7 @@ batching`` (> 1: server-side batching pays) and ``HTTP / in-process``.
 Every run is bounded: ``--requests`` per run, and ``--time-limit`` seconds at most per
 run (requests not sent by then are counted as not sent, never as successes).
 
-    python benchmarks/bench_serve.py [--clients 16] [--requests 2000]
+    python benchmarks/bench_serve.py [--clients 16] [--requests 2000] [--serve-args ARGS]
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -223,6 +224,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="per run")
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per run")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--serve-args", default="", metavar="ARGS",
+                        help="more kspec serve options, e.g. '--batch-timeout-ms 5'")
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPU cores; {args.clients} clients x {args.requests} requests of "
           "one row per run, on 127.0.0.1")
@@ -239,7 +242,7 @@ def main() -> None:
                 models_dir = out / f"{model}-{label.replace(' ', '-')}"
                 models_dir.mkdir()
                 shutil.copytree(out / model, models_dir / model)
-                server = Server(models_dir, *extra)
+                server = Server(models_dir, *extra, *shlex.split(args.serve_args))
                 try:
                     # warm-up: first calls trace and allocate
                     asyncio.run(load(server.port, model, rows[model], 4, 50, 30))

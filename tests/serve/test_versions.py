@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 
@@ -111,6 +112,22 @@ def test_a_version_that_fails_to_load_is_reported_and_the_previous_keeps_serving
                           {"instances": digit_rows(1).tolist()})
     assert status == 404 and f"Specific(digits, {current + 1})" in answer["error"]
     assert "failed to load" in server.logs() and "keeps serving" in server.logs()
+
+
+def test_removing_the_newest_version_folder_goes_back_to_the_one_before(live):
+    out, server = live
+    assert _states(server.url)["2"] == "AVAILABLE"
+    shutil.rmtree(out / "digits" / "2")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (
+            _states(server.url).get("1") == "AVAILABLE" and _states(server.url)["2"] == "END"):
+        time.sleep(0.05)
+    assert _states(server.url)["1"] == "AVAILABLE" and _states(server.url)["2"] == "END"
+    x = digit_rows(2, seed=10)
+    status, answer = call(f"{server.url}/v1/models/digits:predict", {"instances": x.tolist()})
+    want = signature_outputs(out / "digits" / "1", {"image": x})["digit"]
+    assert status == 200
+    np.testing.assert_allclose(np.asarray(answer["predictions"], np.float32), want, rtol=1e-6)
 
 
 def test_sigterm_stops_the_server_cleanly(live):
