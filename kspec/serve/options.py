@@ -6,6 +6,14 @@ import os
 from dataclasses import dataclass, field
 
 
+def _cores() -> int:
+    """CPU cores this process may use (a container's limit, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 @dataclass
 class ServeOptions:
     """How ``kspec serve`` batches, watches for versions and limits requests.
@@ -35,7 +43,7 @@ class ServeOptions:
     batching: bool = True
     max_batch_size: int = 32
     batch_timeout_ms: float = 2.0
-    num_threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    num_threads: int = field(default_factory=lambda: _cores())
     max_queued_requests: int = 1024
     keep_versions: int = 1
     poll_seconds: float = 1.0
