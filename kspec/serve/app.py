@@ -54,13 +54,18 @@ async def _read_body(request, limit: int) -> bytes:
     if declared and declared.isdigit() and int(declared) > limit:
         raise ServingError("PAYLOAD_TOO_LARGE", f"request body of {int(declared)} bytes is "
                            f"larger than the limit of {limit} bytes (--max-request-mb)")
+    from starlette.requests import ClientDisconnect
+
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ServingError("PAYLOAD_TOO_LARGE", f"request body is larger than the limit "
-                               f"of {limit} bytes (--max-request-mb)")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ServingError("PAYLOAD_TOO_LARGE", f"request body is larger than the "
+                                   f"limit of {limit} bytes (--max-request-mb)")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ServingError("CANCELLED", "the client closed the connection") from None
     return b"".join(chunks)
 
 

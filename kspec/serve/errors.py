@@ -4,6 +4,7 @@ status of the canonical error code (``tensorflow_serving/model_servers/http_serv
 from __future__ import annotations
 
 HTTP_STATUS = {
+    "CANCELLED": 499,  # the client went away (nginx's "client closed request", as TF Serving)
     "INVALID_ARGUMENT": 400,
     "FAILED_PRECONDITION": 400,
     "OUT_OF_RANGE": 400,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import numpy as np
 import pytest
@@ -164,3 +165,16 @@ def test_a_body_over_the_limit_gets_413_before_it_is_read(server):
     status, answer = call(f"{server.url}/v1/models/digits:predict", big)
     assert status == 413 and "larger than the limit of 1048576 bytes" in answer["error"]
     assert call(f"{server.url}/v1/models/digits")[0] == 200
+
+
+def test_clients_that_hang_up_mid_request_cost_nothing(server):
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    body = json.dumps({"instances": [GOOD_ROW]}).encode()
+    head = (f"POST /v1/models/digits:predict HTTP/1.1\r\nHost: {host}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    for payload in (head + body[:10], head + body, b"\x00 not HTTP\r\n\r\n"):
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(payload)  # and hang up without reading the answer
+    status, answer = call(f"{server.url}/v1/models/digits:predict", {"instances": [GOOD_ROW]})
+    assert status == 200 and len(answer["predictions"]) == 1
+    assert "Traceback" not in server.logs()
