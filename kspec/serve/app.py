@@ -50,22 +50,34 @@ def _error(e: ServingError):
 
 
 async def _read_body(request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise ServingError("PAYLOAD_TOO_LARGE", f"request body of {int(declared)} bytes is "
-                           f"larger than the limit of {limit} bytes (--max-request-mb)")
+    """The request body, or PAYLOAD_TOO_LARGE (413) for one over ``limit`` bytes.
+
+    A body over the limit is read and dropped (never kept, never parsed) before answering,
+    up to 4x the limit: a server that answers and closes while the client is still sending
+    makes the client see a reset connection instead of the 413.
+    """
     from starlette.requests import ClientDisconnect
 
+    declared = request.headers.get("content-length", "")
+    too_large = declared.isdigit() and int(declared) > limit
     chunks, size = [], 0
     try:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise ServingError("PAYLOAD_TOO_LARGE", f"request body is larger than the "
-                                   f"limit of {limit} bytes (--max-request-mb)")
-            chunks.append(chunk)
+                too_large = True
+            if too_large:
+                chunks.clear()
+                if size > 4 * limit:
+                    break
+            else:
+                chunks.append(chunk)
     except ClientDisconnect:
         raise ServingError("CANCELLED", "the client closed the connection") from None
+    if too_large:
+        shown = f"{int(declared)} bytes" if declared.isdigit() else "over the limit"
+        raise ServingError("PAYLOAD_TOO_LARGE", f"request body of {shown} is larger than the "
+                           f"limit of {limit} bytes (--max-request-mb)")
     return b"".join(chunks)
 
 

@@ -33,7 +33,8 @@ class ServeOptions:
             Serving's ``latest`` version policy); 0 serves every version.
         poll_seconds: how often MODELS_DIR is scanned for new, removed or replaced
             versions and models (TF Serving's ``file_system_poll_wait_seconds``); 0 never.
-        max_request_bytes: larger request bodies are refused with 413 before being read.
+        max_request_bytes: larger request bodies are refused with 413 (dropped as they
+            arrive, never kept or parsed).
 
     Example:
         >>> ServeOptions(max_batch_size=64, batch_timeout_ms=1.0).timeout_s

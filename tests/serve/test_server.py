@@ -160,7 +160,7 @@ def test_nan_and_infinity_are_accepted_as_tf_serving_accepts_them(server, models
     np.testing.assert_allclose(np.asarray(answer["outputs"], np.float32), want, **CLOSE)
 
 
-def test_a_body_over_the_limit_gets_413_before_it_is_read(server):
+def test_a_body_over_the_limit_gets_413(server):
     big = b'{"instances": [' + b"0," * 600_000 + b"0]}"  # 1.2 MB > the fixture's 1 MB
     status, answer = call(f"{server.url}/v1/models/digits:predict", big)
     assert status == 413 and "larger than the limit of 1048576 bytes" in answer["error"]
@@ -178,3 +178,16 @@ def test_clients_that_hang_up_mid_request_cost_nothing(server):
     status, answer = call(f"{server.url}/v1/models/digits:predict", {"instances": [GOOD_ROW]})
     assert status == 200 and len(answer["predictions"]) == 1
     assert "Traceback" not in server.logs()
+
+
+def test_a_chunked_body_over_the_limit_gets_413(server):
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    chunk = b"0," * 100_000
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(f"POST /v1/models/digits:predict HTTP/1.1\r\nHost: {host}\r\n"
+                  "Transfer-Encoding: chunked\r\n\r\n".encode())
+        for _ in range(8):  # 1.6 MB, no Content-Length to refuse it by
+            s.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+        s.sendall(b"0\r\n\r\n")
+        answer = s.makefile("rb").read()
+    assert answer.startswith(b"HTTP/1.1 413") and b"larger than the limit" in answer
