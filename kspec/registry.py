@@ -30,24 +30,43 @@ class Entry:
 
     Attributes:
         name: the canonical name used in specs.
-        factory: callable building the object from the spec's parameters.
+        factory: callable building the object from the spec's parameters, or its
+            ``"module:function"`` name, imported on first use (see :meth:`implementation`).
         description: one line for the docs (``kspec components``).
         aliases: other accepted names.
         params: accepted parameter names; None means "read them off the factory's signature".
         tags: free-form flags (e.g. ``{"constant"}`` for zeros/constant initializers).
+        config: for kinds whose spec entries have a schema of their own (data sources,
+            preprocessing and augmentation steps, tuners), the pydantic model of the mapping;
+            the spec's unions and the JSON Schema are generated from these.
     """
 
     name: str
-    factory: Callable[..., Any]
+    factory: Callable[..., Any] | str
     description: str = ""
     aliases: tuple[str, ...] = ()
     params: frozenset[str] | None = None
     tags: frozenset[str] = field(default_factory=frozenset)
+    config: type | None = None
+
+    def implementation(self) -> Callable[..., Any]:
+        """The factory, importing it first when it was registered by name.
+
+        Naming the implementation (``"kspec.data.tables:read_csv"``) lets the spec layer
+        register a kind with its schema while the code that needs TensorFlow or pandas lives
+        in a higher layer and is imported only when a spec uses it.
+        """
+        if not isinstance(self.factory, str):
+            return self.factory
+        module, _, attr = self.factory.partition(":")
+        return getattr(importlib.import_module(module), attr)
 
     def accepted_params(self) -> frozenset[str] | None:
         """Parameter names a spec may pass, or None when any keyword is accepted."""
         if self.params is not None:
             return self.params
+        if self.config is not None:
+            return frozenset(n for n in self.config.model_fields if n != "type")
         try:
             sig = inspect.signature(self.factory)
         except (TypeError, ValueError):  # builtins without a signature
@@ -74,13 +93,14 @@ class Registry:
     def register(
         self,
         name: str,
-        factory: Callable[..., Any] | None = None,
+        factory: Callable[..., Any] | str | None = None,
         *,
         description: str = "",
         aliases: Sequence[str] = (),
         params: Sequence[str] | None = None,
         tags: Sequence[str] = (),
         replace: bool = False,
+        config: type | None = None,
     ) -> Callable[..., Any]:
         """Register ``factory`` under ``name``; usable as a decorator.
 
@@ -88,15 +108,16 @@ class Registry:
             ValueError: the name or an alias is taken (unless ``replace=True``).
         """
 
-        def add(fn: Callable[..., Any]) -> Callable[..., Any]:
-            desc = description or first_line(fn.__doc__)
+        def add(fn: Callable[..., Any] | str) -> Callable[..., Any] | str:
+            doc = config.__doc__ if config is not None else getattr(fn, "__doc__", None)
             entry = Entry(
                 name=name,
                 factory=fn,
-                description=desc,
+                description=description or first_line(doc),
                 aliases=tuple(aliases),
                 params=None if params is None else frozenset(params),
                 tags=frozenset(tags),
+                config=config,
             )
             for key in (name, *aliases):
                 if key in self and not replace:
@@ -109,6 +130,31 @@ class Registry:
             return fn
 
         return add(factory) if factory is not None else add
+
+    def schema(self, name: str, implementation: str, *, aliases: Sequence[str] = (),
+               tags: Sequence[str] = ()) -> Callable[[type], type]:
+        """Class decorator: register a pydantic model as the schema of ``name``, implemented
+        by the function called ``implementation`` (``"module:function"``, imported on use).
+
+        Example:
+            >>> from pydantic import BaseModel
+            >>> shapes = Registry("shape")
+            >>> @shapes.schema("square", "math:sqrt")
+            ... class Square(BaseModel):
+            ...     side: float = 1.0
+            >>> shapes.get("square").implementation()(16.0)
+            4.0
+        """
+
+        def add(cls: type) -> type:
+            self.register(name, implementation, config=cls, aliases=aliases, tags=tags)
+            return cls
+
+        return add
+
+    def configs(self) -> list[type]:
+        """The schema classes of every entry that has one, in registration order."""
+        return [e.config for e in self._entries.values() if e.config is not None]
 
     def unregister(self, name: str) -> None:
         """Remove ``name`` and its aliases (used by tests and by ``replace=True``)."""
@@ -194,7 +240,7 @@ class Registry:
         path = path if isinstance(path, str) else format_path(path)
         entry, params = self.split_ref(ref, path)
         try:
-            return entry.factory(**params, **extra)
+            return entry.implementation()(**params, **extra)
         except SpecError:
             raise
         except (TypeError, ValueError) as e:
@@ -211,6 +257,12 @@ METRICS = Registry("metric")
 OPTIMIZERS = Registry("optimizer")
 SCHEDULES = Registry("learning-rate schedule")
 DATASETS = Registry("dataset")
+# Kinds whose spec mappings have a schema of their own (registered with `Registry.schema`
+# where the spec layer defines them; their implementations live in higher layers).
+SOURCES = Registry("data source")
+PREPROCESSING = Registry("preprocessing step")
+AUGMENTATIONS = Registry("augmentation")
+TUNERS = Registry("tuner")
 
 ALL: dict[str, Registry] = {
     "activations": ACTIVATIONS,
@@ -222,6 +274,10 @@ ALL: dict[str, Registry] = {
     "optimizers": OPTIMIZERS,
     "schedules": SCHEDULES,
     "datasets": DATASETS,
+    "sources": SOURCES,
+    "preprocessing": PREPROCESSING,
+    "augmentations": AUGMENTATIONS,
+    "tuners": TUNERS,
 }
 
 # Modules that register built-in entries. They must not import Keras at module level.

@@ -7,9 +7,11 @@ They are scikit-learn's bundled copies of classic UCI datasets (BSD-3 licensed),
 from __future__ import annotations
 
 from importlib import resources
+from typing import Any
 
 import numpy as np
 
+from kspec.errors import SpecError
 from kspec.registry import DATASETS
 
 
@@ -34,3 +36,15 @@ for _name, _desc in {
 def load_bundled(name: str, path: str = "data.source.name") -> dict[str, np.ndarray]:
     """Arrays of a bundled dataset: ``x``, ``y`` and optional names."""
     return DATASETS.get(name, path).factory()
+
+
+def read_bundled(src: Any, input_names: list[str], where: str, groups: Any = None,
+                 categorical: Any = None):
+    """The ``bundled`` source: one pool of rows (split later) and the names it knows."""
+    from kspec.data.split import Split
+
+    if len(input_names) != 1:
+        raise SpecError(where, f"bundled data feeds one input; the model has {input_names}")
+    arrays = load_bundled(src.name, f"{where}.name")
+    meta = {k: v.tolist() for k, v in arrays.items() if k.endswith("_names")}
+    return {"all": Split({input_names[0]: arrays["x"]}, arrays["y"])}, f"bundled:{src.name}", meta

@@ -79,7 +79,8 @@ def resolve_folder(path: str) -> Path:
     return Path(path).expanduser()
 
 
-def read_image_folder(src: Any, input_names: list[str], where: str):
+def read_image_folder(src: Any, input_names: list[str], where: str, groups: Any = None,
+                      categorical: Any = None):
     """``{split: Split}`` with ``uint8`` images ``(n, h, w, c)`` and integer labels."""
     import tensorflow as tf
 

@@ -23,8 +23,8 @@ import numpy as np
 
 from kspec.data.split import Data
 from kspec.errors import SpecError
+from kspec.registry import AUGMENTATIONS, PREPROCESSING
 from kspec.spec import Spec
-from kspec.spec.data import ChannelMean, MinMax, Whiten, ZScore
 
 log = logging.getLogger("kspec.data")
 
@@ -129,29 +129,36 @@ def _rescale(offset, scale, shift: float, shape: tuple[int, ...]) -> Fitted:
                   lambda y: _blockwise(undo, y, y.shape[1:]), None)
 
 
-def _fit_rescale(step: Any, x: np.ndarray) -> Fitted:
-    example = x.shape[1:]
-    if isinstance(step, ChannelMean):
-        axes, shape = _reduce_axes("channel", x.ndim), _stat_shape("channel", example)
-        mean, _ = _mean_std(x, axes, std=False)
-        return _rescale(mean, np.ones_like(mean), 0.0, shape)
-    axes, shape = _reduce_axes(step.per, x.ndim), _stat_shape(step.per, example)
-    if isinstance(step, MinMax):
-        lo, hi = step.range
-        mn = x.min(axis=axes).astype("float64")
-        span = x.max(axis=axes).astype("float64") - mn
-        # A constant feature maps to the low end instead of dividing by zero.
-        scale = np.where(span > 0, (hi - lo) / np.where(span > 0, span, 1.0), 1.0)
-        return _rescale(mn, scale, lo, shape)
-    if isinstance(step, ZScore):
-        mean, std = _mean_std(x, axes)
-        # Constant features are only centred: 1/epsilon would blow up unseen values.
-        scale = np.where(std > step.epsilon, 1.0 / np.maximum(std, step.epsilon), 1.0)
-        return _rescale(mean, scale, 0.0, shape)
-    raise TypeError(step)
+# -- implementations of the entries of registry.PREPROCESSING: fit(step, x, where) -> Fitted --
+def fit_channel_mean(step: Any, x: np.ndarray, where: str) -> Fitted:
+    """Subtract the training split's mean of every channel."""
+    axes, shape = _reduce_axes("channel", x.ndim), _stat_shape("channel", x.shape[1:])
+    mean, _ = _mean_std(x, axes, std=False)
+    return _rescale(mean, np.ones_like(mean), 0.0, shape)
 
 
-def _fit_whiten(step: Whiten, x: np.ndarray, where: str) -> Fitted:
+def fit_min_max(step: Any, x: np.ndarray, where: str) -> Fitted:
+    """Scale into ``step.range`` with the training split's minimum and maximum."""
+    axes, shape = _reduce_axes(step.per, x.ndim), _stat_shape(step.per, x.shape[1:])
+    lo, hi = step.range
+    mn = x.min(axis=axes).astype("float64")
+    span = x.max(axis=axes).astype("float64") - mn
+    # A constant feature maps to the low end instead of dividing by zero.
+    scale = np.where(span > 0, (hi - lo) / np.where(span > 0, span, 1.0), 1.0)
+    return _rescale(mn, scale, lo, shape)
+
+
+def fit_zscore(step: Any, x: np.ndarray, where: str) -> Fitted:
+    """Subtract the training mean and divide by the training standard deviation."""
+    axes, shape = _reduce_axes(step.per, x.ndim), _stat_shape(step.per, x.shape[1:])
+    mean, std = _mean_std(x, axes)
+    # Constant features are only centred: 1/epsilon would blow up unseen values.
+    scale = np.where(std > step.epsilon, 1.0 / np.maximum(std, step.epsilon), 1.0)
+    return _rescale(mean, scale, 0.0, shape)
+
+
+def fit_whiten(step: Any, x: np.ndarray, where: str) -> Fitted:
+    """Whitening of all features jointly (PCA or ZCA), fitted on the training split."""
     n, example = len(x), x.shape[1:]
     d = int(np.prod(example))
     if d > MAX_WHITEN_FEATURES:
@@ -231,8 +238,8 @@ def fit_preprocessing(spec: Spec, x: dict[str, np.ndarray]) -> dict[str, list[Fi
             if arr.dtype.kind not in "fiub":
                 raise SpecError(where, f"input {name!r} holds {arr.dtype} values; "
                                 f"{step.type} needs numbers")
-            fitted = (_fit_whiten(step, arr, where) if isinstance(step, Whiten)
-                      else _fit_rescale(step, arr))
+            fitted = PREPROCESSING.get(step.type, f"{where}.type").implementation()(
+                step, arr, where)
             out[name].append(fitted)
             if any(later.inputs is None or name in later.inputs for later in steps[i + 1:]):
                 current[name] = fitted.forward(arr)  # the next step fits on this output
@@ -259,38 +266,6 @@ def _refit_test(spec: Spec, data: Data, fitted: dict[str, list[Fitted]]) -> None
             y = step.inverse(y)
         data.test.x[name] = y
     data.meta["test_statistics"] = "test"
-
-
-def _augment_layer(step: Any, seed: int, name: str):
-    import keras
-
-    from kspec.data import layers as L
-
-    kind = step.type
-    if kind == "gaussian_noise":
-        return keras.layers.GaussianNoise(step.stddev, seed=seed, name=name)
-    if kind == "laplace_noise":
-        return L.LaplacianNoise(step.scale, seed=seed, name=name)
-    if kind == "flip":
-        return L.RandomFlip(step.mode, seed=seed, name=name)
-    if kind == "rotate":
-        return L.RandomRotation(step.factor, fill_mode=step.fill_mode, seed=seed, name=name)
-    if kind == "translate":
-        return L.RandomTranslation(step.height, step.width, fill_mode=step.fill_mode,
-                                   seed=seed, name=name)
-    if kind == "zoom":
-        return L.RandomZoom(step.height, step.width, fill_mode=step.fill_mode, seed=seed,
-                            name=name)
-    if kind == "crop":
-        return L.RandomCrop(step.height, step.width, seed=seed, name=name)
-    if kind == "brightness":
-        return L.RandomBrightnessShift(step.delta, seed=seed, name=name)
-    if kind == "contrast":
-        return L.RandomContrastScale(step.factor, seed=seed, name=name)
-    raise TypeError(kind)
-
-
-_IMAGE_ONLY = {"flip", "rotate", "translate", "zoom", "crop"}
 
 
 def input_layers(spec: Spec, data: Data | None) -> dict[str, list[Any]]:
@@ -338,20 +313,18 @@ def input_layers(spec: Spec, data: Data | None) -> dict[str, list[Any]]:
             _refit_test(spec, data, fitted)
     for i, step in enumerate(spec.data.augmentation):
         where = f"data.augmentation[{i}]"
+        entry = AUGMENTATIONS.get(step.type, f"{where}.type")
         for j, name in enumerate(_targets(step, names, where)):
             shape = shapes.get(name)
-            if step.type in _IMAGE_ONLY and shape is not None and len(shape) != 3:
+            if "image" in entry.tags and shape is not None and len(shape) != 3:
                 raise SpecError(f"{where}.type", f"{step.type} needs images [height, width, "
                                 f"channels]; input {name!r} has shape {list(shape)} here",
                                 value=step.type)
-            if step.type == "crop" and shape is not None and (
-                    step.height > shape[0] or step.width > shape[1]):
-                raise SpecError(where, f"a {step.height}x{step.width} crop does not fit "
-                                f"{shape[0]}x{shape[1]} images of input {name!r}")
-            if step.type == "crop" and shape is not None:
-                shapes[name] = (step.height, step.width, shape[2])
             seed = spec.seed + 1009 * (i + 1) + j  # distinct, reproducible per step and input
-            out.setdefault(name, []).append(_augment_layer(step, seed, f"{name}_{step.type}_{i}"))
+            layer, shapes[name] = entry.implementation()(
+                step, seed=seed, name=f"{name}_{step.type}_{i}", shape=shape,
+                where=f"{where} (input {name!r})")
+            out.setdefault(name, []).append(layer)
     # Categorical columns join last: augmentation noise is for numbers, not one-hot codes.
     from kspec.data.categorical import join_layers
 

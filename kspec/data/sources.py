@@ -15,16 +15,9 @@ import numpy as np
 from kspec.data.checks import check_data, check_inputs, check_labels, check_lengths, check_splits
 from kspec.data.split import Arrays, Data, Split
 from kspec.errors import DataError, SpecError
+from kspec.registry import SOURCES
 from kspec.spec import Spec
-from kspec.spec.data import (
-    BundledSource,
-    CsvSource,
-    DataFrameSource,
-    DataSpec,
-    ImageFolderSource,
-    NpzSource,
-    TfdsSource,
-)
+from kspec.spec.data import DataSpec
 
 __all__ = ["Arrays", "Data", "Split", "check_data", "check_lengths", "load_data"]
 
@@ -36,38 +29,12 @@ def _is_frame(value: Any) -> bool:
 def _read_source(src, input_names: list[str], path: str, groups=None, categorical=None):
     """``({split: Split}, label, meta)``; the split key ``"all"`` means "not yet split".
 
-    Sources with columns or arrays read ``groups`` (``data.groups``) themselves; a group
-    given by a feature is read later from the features, for every source alike.
+    The source's reader comes from ``registry.SOURCES``. Sources with columns or arrays read
+    ``groups`` (``data.groups``) themselves; a group given by a feature is read later from
+    the features, for every source alike.
     """
-    if isinstance(src, BundledSource):
-        from kspec.data.datasets import load_bundled
-
-        if len(input_names) != 1:
-            raise SpecError(path, f"bundled data feeds one input; the model has {input_names}")
-        arrays = load_bundled(src.name, f"{path}.name")
-        meta = {k: v.tolist() for k, v in arrays.items() if k.endswith("_names")}
-        split = Split({input_names[0]: arrays["x"]}, arrays["y"])
-        return {"all": split}, f"bundled:{src.name}", meta
-    if isinstance(src, NpzSource):
-        from kspec.data.tables import read_npz
-
-        return read_npz(src, input_names, path, groups)
-    if isinstance(src, CsvSource):
-        from kspec.data.tables import read_csv
-
-        return read_csv(src, input_names, path, groups, categorical)
-    if isinstance(src, ImageFolderSource):
-        from kspec.data.images import read_image_folder
-
-        return read_image_folder(src, input_names, path)
-    if isinstance(src, TfdsSource):
-        from kspec.data.tfds import read_tfds
-
-        return read_tfds(src, input_names, path)
-    if isinstance(src, DataFrameSource):
-        raise SpecError(f"{path}.type", "a dataframe source needs the DataFrame itself: "
-                        "kspec.fit(spec, data=df)", valid="csv, npz, image_folder, tfds, bundled")
-    raise SpecError(path, f"unsupported source {type(src).__name__}")
+    reader = SOURCES.get(src.type, f"{path}.type").implementation()
+    return reader(src, input_names, path, groups=groups, categorical=categorical)
 
 
 def _as_split(value: Any, spec: Spec, where: str) -> tuple[Split, dict]:

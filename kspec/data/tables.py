@@ -202,6 +202,13 @@ def read_csv(src: Any, input_names: list[str], where: str, groups: Any = None,
     return splits, ", ".join(paths.values()), meta
 
 
+def read_dataframe(src: Any, input_names: list[str], where: str, groups: Any = None,
+                   categorical: Any = None):
+    """A ``dataframe`` source names the columns of a DataFrame passed from Python."""
+    raise SpecError(f"{where}.type", "a dataframe source needs the DataFrame itself: "
+                    "kspec.fit(spec, data=df)", valid="csv, npz, image_folder, tfds, bundled")
+
+
 def read_frame(frame: Any, y: Any, src: Any, input_names: list[str], where: str,
                groups: Any = None, categorical: dict[str, Any] | None = None):
     """A DataFrame (labels in a column named by the source, or given as ``y``)."""
@@ -223,7 +230,8 @@ def read_frame(frame: Any, y: Any, src: Any, input_names: list[str], where: str,
     return splits["all"], meta
 
 
-def read_npz(src: Any, input_names: list[str], where: str, groups: Any = None):
+def read_npz(src: Any, input_names: list[str], where: str, groups: Any = None,
+             categorical: Any = None):
     """``{split: Split}``; ``groups.array`` names the array of group ids."""
     paths = _paths(src.path)
     out = {}

@@ -69,7 +69,8 @@ def _load(src: Any, splits: dict[str, str], where: str):
         raise SpecError(key, f"bad TFDS split: {e}".split("\n")[0], value=src.split) from e
 
 
-def read_tfds(src: Any, input_names: list[str], where: str):
+def read_tfds(src: Any, input_names: list[str], where: str, groups: Any = None,
+              categorical: Any = None):
     """``{split: Split}``: feature keys mapped onto the model's named inputs."""
     splits = {"all": src.split} if isinstance(src.split, str) else dict(src.split)
     datasets, info = _load(src, splits, where)

@@ -31,8 +31,30 @@ SECTIONS = {
     "schedules": ("Learning-rate schedules", "an optimizer's `learning_rate:`",
                   "learning_rate: {type: cosine, initial_learning_rate: 0.0, decay_steps: 1000, "
                   "warmup_target: 0.01, warmup_steps: 100}"),
+    "datasets": ("Bundled datasets", "`data.source: {type: bundled, name: NAME}`",
+                 "source: {type: bundled, name: digits}"),
+    "sources": ("Data sources", "`data.source:` (see [data.md](data.md))",
+                "source: {type: csv, path: patients.csv, label: outcome}"),
+    "preprocessing": ("Preprocessing steps", "`data.preprocessing:` (fitted on the training "
+                      "split; see [data.md](data.md))", "preprocessing: [{type: zscore}]"),
+    "augmentations": ("Augmentation steps", "`data.augmentation:` (training only; see "
+                      "[data.md](data.md))", "augmentation: [{type: flip}]"),
+    "tuners": ("Tuners", "`search.tuner:` (see [search.md](search.md))",
+               "tuner: {type: hyperband, factor: 3}"),
 }
+# Registries documented elsewhere: layer types have their own schemas (docs/models.md).
+ELSEWHERE = {"layers"}
 USER_TAG = "user"  # entries added with kspec.register are not part of the page
+
+
+def _flow(example: dict) -> str:
+    """A spec mapping as one line of YAML flow style: ``{type: zscore, per: channel}``."""
+    parts = []
+    for key, value in example.items():
+        if isinstance(value, list):
+            value = "[" + ", ".join(str(v) for v in value) + "]"
+        parts.append(f"{key}: {value}")
+    return "{" + ", ".join(parts) + "}"
 
 
 def _cell(text: str) -> str:
@@ -66,13 +88,16 @@ def render_markdown() -> str:
     for key, (title, where, example) in SECTIONS.items():
         entries = [e for e in registry.ALL[key].entries() if USER_TAG not in e.tags]
         lines += ["", f"## {title}", "", f"Used in {where}. Example: `{example}`", "",
-                  "| name | description | parameters | also accepted as |",
+                  "| name | description | parameters | also accepted as / example |",
                   "| --- | --- | --- | --- |"]
         for e in entries:
             params = e.accepted_params()
             shown = "any keyword" if params is None else ", ".join(
                 f"`{p}`" for p in sorted(params)) or "none"
             aliases = ", ".join(f"`{a}`" for a in e.aliases)
+            if e.config is not None and getattr(e.config, "example", None):
+                aliases = ", ".join(filter(None, [aliases, "e.g. `" + _flow(e.config.example)
+                                                  + "`"]))
             lines.append(f"| `{e.name}` | {_cell(e.description)} | {shown} | {aliases} |")
     return "\n".join(lines) + "\n"
 

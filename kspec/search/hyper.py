@@ -256,19 +256,19 @@ def _write_record(trial_dir: Path, record: dict) -> None:
     write_json(trial_dir / RECORD, record)
 
 
-_BASES = {"random": kt.RandomSearch, "grid": kt.GridSearch,
-          "bayesian": kt.BayesianOptimization, "hyperband": kt.Hyperband}
-_CLASSES: dict[str, type] = {}
+_CLASSES: dict[type, type] = {}
 
 
 def make_tuner(plan: SearchPlan, hypermodel: SpecHyperModel, directory: Path, project: str, *,
                overwrite: bool = False):
     """The KerasTuner tuner the ``search:`` section asks for, running kspec trials."""
+    from kspec.registry import TUNERS
+
     search = plan.search
-    kind = search.tuner
-    if kind not in _CLASSES:
-        base = _BASES[kind]
-        _CLASSES[kind] = type(f"Kspec{base.__name__}", (_KspecTuner, base), {})
+    base, extra = TUNERS.get(search.tuner.type, "search.tuner.type").implementation()(
+        search.tuner, search, hypermodel.epochs)
+    if base not in _CLASSES:
+        _CLASSES[base] = type(f"Kspec{base.__name__}", (_KspecTuner, base), {})
     seed = search.seed if search.seed is not None else plan.default.seed
     common = dict(
         hypermodel=hypermodel,
@@ -278,13 +278,4 @@ def make_tuner(plan: SearchPlan, hypermodel: SpecHyperModel, directory: Path, pr
         directory=str(directory), project_name=project, overwrite=overwrite,
         executions_per_trial=search.executions_per_trial,
     )
-    if kind == "hyperband":
-        extra = dict(max_epochs=hypermodel.epochs, factor=search.hyperband.factor,
-                     hyperband_iterations=search.hyperband.iterations)
-    elif kind == "bayesian":
-        extra = dict(max_trials=search.max_trials, alpha=search.bayesian.alpha,
-                     beta=search.bayesian.beta,
-                     num_initial_points=search.bayesian.initial_points)
-    else:
-        extra = dict(max_trials=search.max_trials)
-    return _CLASSES[kind](**common, **extra)
+    return _CLASSES[base](**common, **extra)

@@ -155,7 +155,7 @@ def plot(records: list[TrialRecord], plan: SearchPlan, path: Path) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial (in start order)")
     ax.set_ylabel(objective.name)
-    ax.set_title(f"{plan.default.name}: {plan.search.tuner} search")
+    ax.set_title(f"{plan.default.name}: {plan.search.tuner.type} search")
     if records:
         ax.legend()
     else:
@@ -192,7 +192,7 @@ def best_spec(plan: SearchPlan, hp, epochs: int | None, score: float | None,
     if not callbacks:
         training.pop("callbacks")
     spec = plan.validate(raw)
-    header = [f"# Best resolved spec of a {plan.search.tuner} search over {plan.source}",
+    header = [f"# Best resolved spec of a {plan.search.tuner.type} search over {plan.source}",
               f"# trial {trial_id}: {plan.search.objective.name} = "
               f"{'n/a' if score is None else f'{score:.6g}'}"]
     header += [f"#   {k} = {v}" for k, v in active_values(plan, hp).items()]

@@ -96,6 +96,17 @@ MetricRef = Ref("metric", "metrics")
 OptimizerRef = Ref("optimizer", "optimizers")
 ScheduleRef = Ref("learning-rate schedule", "schedules")
 
+def registry_union(reg: registry.Registry) -> Any:
+    """A union of every schema registered in ``reg``, told apart by its ``type`` key.
+
+    The spec's unions of data sources, preprocessing and augmentation steps and tuners are
+    generated from their registries, so a new kind is its schema class plus its
+    registration (``@registry.SOURCES.schema("name", "module:reader")``).
+    """
+    configs = tuple(reg.configs())
+    return Annotated[Union[configs], Field(discriminator="type")]
+
+
 PositiveInt = Annotated[int, Field(gt=0)]
 Rate = Annotated[float, Field(ge=0.0, lt=1.0)]
 Shape = list[Annotated[int, Field(gt=0)] | None]

@@ -30,12 +30,13 @@ a numeric input before the model's layers::
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from kspec.errors import SpecError
-from kspec.spec.base import PositiveInt, RelativeSpecError, Strict
+from kspec.registry import AUGMENTATIONS, PREPROCESSING, SOURCES
+from kspec.spec.base import PositiveInt, RelativeSpecError, Strict, registry_union
 
 SPLIT_NAMES = ("train", "validation", "test")
 
@@ -58,21 +59,39 @@ def _check_split_names(value):
 
 
 class _Source(Strict):
+    """Base of every source schema; each is registered in ``registry.SOURCES`` with the
+    function that reads it (``read(src, input_names, path, groups, categorical)``)."""
+
+    # Which `data.groups` keys the source can serve (`feature` needs a 2-D feature table).
+    groups_from: ClassVar[tuple[str, ...]] = ()
+    # Whether the source has text columns that `data.categorical` can encode.
+    text_columns: ClassVar[bool] = False
+
     @field_validator("path", "split", check_fields=False)
     @classmethod
     def _named_splits(cls, value):
         return _check_split_names(value)
 
 
+@SOURCES.schema("bundled", "kspec.data.datasets:read_bundled")
 class BundledSource(_Source):
     """A small real dataset that ships with kspec (see `kspec components datasets`)."""
+
+    example: ClassVar[dict] = {"type": "bundled", "name": "digits"}
+
+    groups_from = ("feature",)
 
     type: Literal["bundled"]
     name: str
 
 
+@SOURCES.schema("npz", "kspec.data.tables:read_npz")
 class NpzSource(_Source):
     """A NumPy ``.npz`` file (or one per split) with feature arrays and a label array."""
+
+    example: ClassVar[dict] = {"type": "npz", "path": "data/train.npz"}
+
+    groups_from = ("array", "feature")
 
     type: Literal["npz"]
     path: PathOrSplits
@@ -82,8 +101,14 @@ class NpzSource(_Source):
         None, description="model input name -> array key, for multi-input models")
 
 
+@SOURCES.schema("csv", "kspec.data.tables:read_csv")
 class CsvSource(_Source):
     """A CSV file (or one per split) with a header row: label and numeric feature columns."""
+
+    example: ClassVar[dict] = {"type": "csv", "path": "data/patients.csv", "label": "outcome"}
+
+    groups_from = ("column", "feature")
+    text_columns = True
 
     type: Literal["csv"]
     path: PathOrSplits
@@ -95,8 +120,14 @@ class CsvSource(_Source):
     delimiter: str = ","
 
 
+@SOURCES.schema("dataframe", "kspec.data.tables:read_dataframe")
 class DataFrameSource(_Source):
     """A pandas DataFrame passed to ``kspec.fit(spec, data=df)``; names its columns."""
+
+    example: ClassVar[dict] = {"type": "dataframe", "label": "outcome"}
+
+    groups_from = ("column", "feature")
+    text_columns = True
 
     type: Literal["dataframe"]
     label: Label | None = Field(..., description="label column (None: unlabelled)")
@@ -104,12 +135,16 @@ class DataFrameSource(_Source):
     inputs: dict[str, list[str]] | None = None
 
 
+@SOURCES.schema("image_folder", "kspec.data.images:read_image_folder")
 class ImageFolderSource(_Source):
     """One sub-folder per class of image files (PNG, JPEG, BMP, GIF).
 
     ``path: bundled:digit_images`` reads the small image folder shipped with kspec
     (400 grey 8x8 digits, 40 per class).
     """
+
+    example: ClassVar[dict] = {"type": "image_folder", "path": "bundled:digit_images",
+                               "image_size": [8, 8], "color_mode": "grayscale"}
 
     type: Literal["image_folder"]
     path: PathOrSplits
@@ -120,8 +155,12 @@ class ImageFolderSource(_Source):
         None, description="class folder names in label order; default: sorted folder names")
 
 
+@SOURCES.schema("tfds", "kspec.data.tfds:read_tfds")
 class TfdsSource(_Source):
     """A TensorFlow Datasets dataset by name, read from a local ``data_dir``."""
+
+    example: ClassVar[dict] = (
+        {"type": "tfds", "name": "mnist", "data_dir": "~/tensorflow_datasets"})
 
     type: Literal["tfds"]
     name: str = Field(..., description="e.g. 'mnist' or 'mnist:3.0.1'")
@@ -135,10 +174,7 @@ class TfdsSource(_Source):
     label: Label | None = Field("label", description="label feature key (None: unlabelled)")
 
 
-Source = Annotated[
-    Union[BundledSource, NpzSource, CsvSource, DataFrameSource, ImageFolderSource, TfdsSource],
-    Field(discriminator="type"),
-]
+Source = registry_union(SOURCES)
 
 
 class Splits(Strict):
@@ -211,10 +247,6 @@ class Groups(Strict):
         return "groups"
 
 
-# Which ``groups`` keys each source can serve (``feature`` needs a 2-D table of features).
-_GROUPS_FROM = {"csv": ("column", "feature"), "dataframe": ("column", "feature"),
-                "npz": ("array", "feature"), "bundled": ("feature",), "image_folder": (),
-                "tfds": ()}
 
 
 Encoding = Literal["one_hot", "embedding"]
@@ -276,8 +308,11 @@ class _Step(Strict):
     inputs: list[str] | None = Field(None, description="model inputs it applies to; default all")
 
 
+@PREPROCESSING.schema("min_max", "kspec.data.preprocess:fit_min_max")
 class MinMax(_Step):
     """Scale into ``range`` with the training split's minimum and maximum."""
+
+    example: ClassVar[dict] = {"type": "min_max", "range": [0, 1]}
 
     type: Literal["min_max"]
     range: list[float] = Field([0.0, 1.0], min_length=2, max_length=2)
@@ -292,26 +327,35 @@ class MinMax(_Step):
         return value
 
 
+@PREPROCESSING.schema("zscore", "kspec.data.preprocess:fit_zscore")
 class ZScore(_Step):
     """Subtract the training mean and divide by the training standard deviation."""
+
+    example: ClassVar[dict] = {"type": "zscore", "per": "channel"}
 
     type: Literal["zscore"]
     per: Per = "feature"
     epsilon: float = Field(1e-7, gt=0.0, description="added to the std (constant features)")
 
 
+@PREPROCESSING.schema("channel_mean", "kspec.data.preprocess:fit_channel_mean")
 class ChannelMean(_Step):
     """Subtract the training split's mean of every channel (images)."""
+
+    example: ClassVar[dict] = {"type": "channel_mean"}
 
     type: Literal["channel_mean"]
 
 
+@PREPROCESSING.schema("whiten", "kspec.data.preprocess:fit_whiten")
 class Whiten(_Step):
     """Whitening of all features jointly: zero mean, identity covariance.
 
     ``pca`` rotates onto the principal axes (output flattened, optionally truncated to
     ``components``); ``zca`` rotates back, so the output keeps the input's shape.
     """
+
+    example: ClassVar[dict] = {"type": "whiten", "method": "pca", "components": 16}
 
     type: Literal["whiten"]
     method: Literal["pca", "zca"] = "zca"
@@ -326,27 +370,35 @@ class Whiten(_Step):
         return self
 
 
-PreprocessStep = Annotated[Union[MinMax, ZScore, ChannelMean, Whiten],
-                           Field(discriminator="type")]
+PreprocessStep = registry_union(PREPROCESSING)
 
 
 # -- augmentation (training only) ------------------------------------------------------------
+@AUGMENTATIONS.schema("gaussian_noise", "kspec.data.augment:gaussian_noise")
 class GaussianNoise(_Step):
     """Add N(0, stddev^2) noise."""
+
+    example: ClassVar[dict] = {"type": "gaussian_noise", "stddev": 0.1}
 
     type: Literal["gaussian_noise"]
     stddev: float = Field(..., gt=0.0)
 
 
+@AUGMENTATIONS.schema("laplace_noise", "kspec.data.augment:laplace_noise")
 class LaplaceNoise(_Step):
     """Add Laplace(0, scale) noise (heavier tails than Gaussian)."""
+
+    example: ClassVar[dict] = {"type": "laplace_noise", "scale": 0.1}
 
     type: Literal["laplace_noise"]
     scale: float = Field(..., gt=0.0)
 
 
+@AUGMENTATIONS.schema("flip", "kspec.data.augment:flip", tags=("image",))
 class Flip(_Step):
     """Random horizontal and/or vertical flips (images, channels last)."""
+
+    example: ClassVar[dict] = {"type": "flip", "mode": "horizontal"}
 
     type: Literal["flip"]
     mode: Literal["horizontal", "vertical", "horizontal_and_vertical"] = "horizontal"
@@ -355,16 +407,22 @@ class Flip(_Step):
 FillMode = Literal["reflect", "wrap", "constant", "nearest"]
 
 
+@AUGMENTATIONS.schema("rotate", "kspec.data.augment:rotate", tags=("image",))
 class Rotate(_Step):
     """Random rotation by up to ``factor`` * 360 degrees either way."""
+
+    example: ClassVar[dict] = {"type": "rotate", "factor": 0.05}
 
     type: Literal["rotate"]
     factor: float = Field(..., gt=0.0, le=1.0)
     fill_mode: FillMode = "reflect"
 
 
+@AUGMENTATIONS.schema("translate", "kspec.data.augment:translate", tags=("image",))
 class Translate(_Step):
     """Random shift by up to ``height`` / ``width`` fractions of the image size."""
+
+    example: ClassVar[dict] = {"type": "translate", "height": 0.1, "width": 0.1}
 
     type: Literal["translate"]
     height: float = Field(..., ge=0.0, le=1.0)
@@ -372,8 +430,11 @@ class Translate(_Step):
     fill_mode: FillMode = "reflect"
 
 
+@AUGMENTATIONS.schema("zoom", "kspec.data.augment:zoom", tags=("image",))
 class Zoom(_Step):
     """Random zoom in or out by up to ``height`` (and ``width``, default the same) fraction."""
+
+    example: ClassVar[dict] = {"type": "zoom", "height": 0.1}
 
     type: Literal["zoom"]
     height: float = Field(..., gt=0.0, lt=1.0)
@@ -381,33 +442,38 @@ class Zoom(_Step):
     fill_mode: FillMode = "reflect"
 
 
+@AUGMENTATIONS.schema("crop", "kspec.data.augment:crop", tags=("image",))
 class Crop(_Step):
     """Random ``height`` x ``width`` crop in training; the centre crop otherwise."""
+
+    example: ClassVar[dict] = {"type": "crop", "height": 6, "width": 6}
 
     type: Literal["crop"]
     height: PositiveInt
     width: PositiveInt
 
 
+@AUGMENTATIONS.schema("brightness", "kspec.data.augment:brightness")
 class Brightness(_Step):
     """Add one random offset in [-delta, delta] to every image."""
+
+    example: ClassVar[dict] = {"type": "brightness", "delta": 0.2}
 
     type: Literal["brightness"]
     delta: float = Field(..., gt=0.0)
 
 
+@AUGMENTATIONS.schema("contrast", "kspec.data.augment:contrast")
 class Contrast(_Step):
     """Scale every image's deviation from its channel means by a factor in [1-f, 1+f]."""
+
+    example: ClassVar[dict] = {"type": "contrast", "factor": 0.3}
 
     type: Literal["contrast"]
     factor: float = Field(..., gt=0.0, lt=1.0)
 
 
-AugmentStep = Annotated[
-    Union[GaussianNoise, LaplaceNoise, Flip, Rotate, Translate, Zoom, Crop, Brightness,
-          Contrast],
-    Field(discriminator="type"),
-]
+AugmentStep = registry_union(AUGMENTATIONS)
 
 
 class DataSpec(Strict):
@@ -443,7 +509,7 @@ class DataSpec(Strict):
     def _categorical_from_tables(self) -> "DataSpec":
         if not self.categorical:
             return self
-        if self.source is not None and self.source.type not in ("csv", "dataframe"):
+        if self.source is not None and not self.source.text_columns:
             raise RelativeSpecError(SpecError(
                 ".categorical", f"the {self.source.type} source has no text columns to encode",
                 value=sorted(self.categorical), valid="a csv or dataframe source"))
@@ -459,7 +525,7 @@ class DataSpec(Strict):
         if self.groups is None or self.source is None:
             return self
         kind = self.source.type
-        served = _GROUPS_FROM.get(kind, ())
+        served = self.source.groups_from
         key = next(k for k in ("column", "array", "feature") if getattr(self.groups, k)
                    is not None)
         if key not in served:

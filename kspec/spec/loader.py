@@ -8,6 +8,7 @@ spaces, then lint) is :func:`kspec.validation.load_spec`. Nothing here imports T
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 from pathlib import Path
@@ -278,8 +279,8 @@ def json_schema() -> dict[str, Any]:
     custom = defs.get("CustomLayer", {}).get("properties", {}).get("type")
     if custom is not None:
         custom["not"] = {"enum": sorted(BUILTIN_LAYERS)}
-    space_defs = {"SearchSpace", "SearchSpec", "Objective", "SearchEarlyStopping",
-                  "HyperbandOptions", "BayesianOptions", "DistributedOptions"}
+    # Models inside the `search:` section hold settings, never search spaces.
+    space_defs = _reachable(defs, "SearchSpec")
     ref = {"$ref": "#/$defs/SearchSpace"}
     for name, model in [("", schema), *defs.items()]:
         if name in space_defs:
@@ -290,6 +291,20 @@ def json_schema() -> dict[str, Any]:
             model["properties"][key] = {"anyOf": [_space_items(prop, ref), ref]}
     defs["SearchSpace"] = search_space_json_schema()
     return schema
+
+
+def _reachable(defs: dict[str, Any], start: str) -> set[str]:
+    """Names of ``defs`` that ``$defs/start`` refers to, directly or through others."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in defs:
+            continue
+        seen.add(name)
+        text = json.dumps(defs[name])
+        todo += re.findall(r'"#/\$defs/([^"]+)"', text)
+    return seen
 
 
 def _space_items(prop: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:

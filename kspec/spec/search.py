@@ -24,12 +24,13 @@ every value of every space.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from kspec.errors import SpecError
-from kspec.spec.base import PositiveInt, RelativeSpecError, Strict
+from kspec.registry import TUNERS
+from kspec.spec.base import PositiveInt, RelativeSpecError, Strict, registry_union
 
 SPACE_KINDS = ("$choice", "$int", "$float", "$bool")
 # Sections whose values must be the same in every trial: the data (every trial is compared on
@@ -158,20 +159,51 @@ class SearchEarlyStopping(Strict):
     min_delta: float = Field(0.0, ge=0.0)
 
 
-class HyperbandOptions(Strict):
-    """Hyperband: ``search.epochs`` is the most epochs one model trains."""
+# -- tuners: each a schema of its options, registered with the function that makes it --------
+@TUNERS.schema("random", "kspec.search.tuners:random")
+class RandomTuner(Strict):
+    """Random search: each trial draws every space at random (``max_trials`` trials)."""
 
-    factor: int = Field(3, ge=2, description="reduction factor between rounds")
-    iterations: PositiveInt = Field(1, description="times the whole Hyperband algorithm runs")
+    example: ClassVar[dict] = {"type": "random"}
+
+    type: Literal["random"]
 
 
-class BayesianOptions(Strict):
-    """Bayesian optimization with a Gaussian process."""
+@TUNERS.schema("grid", "kspec.search.tuners:grid")
+class GridTuner(Strict):
+    """Grid search: every combination of the choices (ranges in their steps), in order."""
 
+    example: ClassVar[dict] = {"type": "grid"}
+
+    type: Literal["grid"]
+
+
+@TUNERS.schema("bayesian", "kspec.search.tuners:bayesian")
+class BayesianTuner(Strict):
+    """Bayesian optimization with a Gaussian process over the trials so far."""
+
+    example: ClassVar[dict] = {"type": "bayesian", "initial_points": 2}
+
+    type: Literal["bayesian"]
     initial_points: PositiveInt | None = Field(
         None, description="random trials before the model guides (default: 3 x dimensions)")
     alpha: float = Field(1e-4, gt=0.0, description="expected noise in the objective")
     beta: float = Field(2.6, gt=0.0, description="exploration weight")
+
+
+@TUNERS.schema("hyperband", "kspec.search.tuners:hyperband")
+class HyperbandTuner(Strict):
+    """Hyperband: many configurations trained briefly, the best continued (``search.epochs``
+    is the most epochs one model trains)."""
+
+    example: ClassVar[dict] = {"type": "hyperband", "factor": 2}
+
+    type: Literal["hyperband"]
+    factor: int = Field(3, ge=2, description="reduction factor between rounds")
+    iterations: PositiveInt = Field(1, description="times the whole Hyperband algorithm runs")
+
+
+Tuner = registry_union(TUNERS)
 
 
 class DistributedOptions(Strict):
@@ -188,10 +220,23 @@ class DistributedOptions(Strict):
     timeout: float | None = Field(None, gt=0.0, description="seconds the chief serves at most")
 
 
+def _tuner_by_name_schema(schema: dict) -> None:
+    # Editors should accept `tuner: bayesian` as well as `tuner: {type: bayesian, ...}`.
+    tuner = schema["properties"]["tuner"]
+    names = {"type": "string", "enum": TUNERS.names()}
+    schema["properties"]["tuner"] = {"anyOf": [names, {k: v for k, v in tuner.items()
+                                                       if k not in ("default", "description")}],
+                                     "description": tuner.get("description", "")}
+
+
 class SearchSpec(Strict):
     """How to search the spaces of a spec with KerasTuner."""
 
-    tuner: Literal["random", "grid", "bayesian", "hyperband"] = "random"
+    model_config = ConfigDict(json_schema_extra=_tuner_by_name_schema)
+
+    tuner: Tuner = Field(
+        default_factory=lambda: RandomTuner(type="random"),
+        description="a tuner name (`kspec components tuners`), or {type: NAME, ...options}")
     objective: str | Objective = Field("val_loss", description="metric name, or {name, direction}")
     max_trials: PositiveInt = Field(10, description="ignored by hyperband (its rounds decide)")
     executions_per_trial: PositiveInt = Field(1, description="trainings averaged per trial")
@@ -205,9 +250,25 @@ class SearchSpec(Strict):
     overwrite: bool = Field(False, description="start again, deleting an existing project")
     max_consecutive_failures: PositiveInt = Field(
         5, description="stop the search after this many failed trials in a row")
-    hyperband: HyperbandOptions = Field(default_factory=HyperbandOptions)
-    bayesian: BayesianOptions = Field(default_factory=BayesianOptions)
     distributed: DistributedOptions = Field(default_factory=DistributedOptions)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tuner_by_name(cls, data: Any) -> Any:
+        # `tuner: hyperband` names a tuner with its default options. Earlier specs gave the
+        # options in sections named after the tuner (`hyperband: {factor: 2}`); they are
+        # folded into the tuner they belong to (and dropped for any other tuner).
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        legacy = {k: data.pop(k) for k in ("hyperband", "bayesian") if k in data}
+        tuner = data.get("tuner", "random")
+        if isinstance(tuner, str):
+            tuner = {"type": tuner}
+        if isinstance(tuner, dict) and isinstance(legacy.get(tuner.get("type")), dict):
+            tuner = {**legacy[tuner["type"]], **tuner}
+        data["tuner"] = tuner
+        return data
 
     @model_validator(mode="after")
     def _objective(self):
@@ -221,5 +282,6 @@ class SearchSpec(Strict):
         return self
 
 
-__all__ = ["BoolSpace", "ChoiceSpace", "FloatSpace", "IntSpace", "Objective", "SearchSpec",
+__all__ = ["BayesianTuner", "BoolSpace", "ChoiceSpace", "FloatSpace", "GridTuner",
+           "HyperbandTuner", "IntSpace", "Objective", "RandomTuner", "SearchSpec",
            "infer_direction"]

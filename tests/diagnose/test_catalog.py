@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kspec import registry
-from kspec.diagnose.catalog import SECTIONS, render_markdown
+from kspec.diagnose.catalog import ELSEWHERE, SECTIONS, render_markdown
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "components.md"
 
@@ -36,3 +36,8 @@ def test_user_components_stay_out_of_the_page():
         assert "zz_user_only" not in render_markdown()
     finally:
         registry.ACTIVATIONS.unregister("zz_user_only")
+
+
+def test_every_registry_has_a_section():
+    """A new registry cannot be left out of the page by accident."""
+    assert set(registry.ALL) - ELSEWHERE == set(SECTIONS)

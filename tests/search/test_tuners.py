@@ -9,13 +9,14 @@ import warnings
 import pytest
 
 import kspec
+from kspec import registry
 from kspec.errors import SpecError
 
-TUNERS = {
-    "random": {"tuner": "random", "max_trials": 3},  # stops after 2: the space is exhausted
-    "bayesian": {"tuner": "bayesian", "max_trials": 3, "bayesian": {"initial_points": 2}},
-    "hyperband": {"tuner": "hyperband", "epochs": 2, "hyperband": {"factor": 2}},
-}
+registry.load_builtins()
+# Every registered tuner, with its documented example options; 3 trials at most (random and
+# grid stop after 2: the space is exhausted), 2 epochs (Hyperband's most per model).
+TUNERS = {e.name: {"tuner": e.config.example, "max_trials": 3, "epochs": 2}
+          for e in registry.TUNERS.entries()}
 
 
 def _finds_the_good_learning_rate(result):

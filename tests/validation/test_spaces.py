@@ -185,7 +185,7 @@ def test_example_spec_loads_and_keeps_its_spaces():
     path = ROOT / "specs" / "search_mlp.yaml"
     plan = load_search(path)
     assert "training.optimizer.$choice[1].momentum" in [s.name for s in plan.spaces]
-    assert plan.search.tuner == "bayesian"
+    assert plan.search.tuner.type == "bayesian"
     with pytest.warns(SearchSpaceNotice):
         spec = kspec.load_spec(path)
     assert spec.model.layers[1].units == 32
@@ -205,3 +205,16 @@ def test_validation_never_imports_tensorflow():
 def test_tune_refuses_a_spec_without_spaces():
     with pytest.raises(SpecError, match="no search spaces"):
         kspec.tune(ROOT / "specs" / "quickstart.yaml")
+
+
+def test_tuner_options_go_with_the_tuner_and_legacy_sections_are_folded_in():
+    raw = copy.deepcopy(BASE)
+    raw["search"] = {"tuner": {"type": "hyperband", "factor": 2}}
+    assert load_search(raw).search.tuner.factor == 2
+    raw["search"] = {"tuner": "bayesian", "bayesian": {"initial_points": 4},
+                     "hyperband": {"factor": 5}}
+    tuner = load_search(raw).search.tuner
+    assert (tuner.type, tuner.initial_points) == ("bayesian", 4)
+    raw["search"] = {"tuner": {"type": "random", "factor": 2}}
+    with pytest.raises(SpecError, match=r"search\.tuner\.factor: unknown key 'factor'"):
+        kspec.load_spec(raw)
