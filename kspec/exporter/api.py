@@ -105,11 +105,11 @@ def _write_and_load(fmt: str, model: Any, tmp: Path, plan: dict[str, str]):
             info = tflite.convert(scratch, tmp / MODEL_FILES["tflite"])
         return tflite.runner(tmp / MODEL_FILES["tflite"]), sig, {"tflite": info}
     # .keras: the model itself; class outputs are a serving-signature feature.
+    from kspec.compiler.loading import load_model
     from kspec.exporter.signature import describe_outputs
-    from kspec.exporter.source import load_keras_model
 
     model.save(tmp / MODEL_FILES["keras"])
-    reloaded = load_keras_model(tmp / MODEL_FILES["keras"])
+    reloaded = load_model(tmp / MODEL_FILES["keras"], compile=False)
     sig = {"inputs": describe_inputs(reloaded),
            "outputs": describe_outputs(reloaded)}
     return (lambda inputs: keras_predict(reloaded, inputs)), sig, {}
