@@ -103,7 +103,7 @@ def test_predict_names_the_bad_column_and_row(exported, tmp_path, capsys):
     (tmp_path / "bad.csv").write_text(f"{header}\n{good}\n{bad}\n")
     assert main(["predict", str(exported), "--input", str(tmp_path / "bad.csv")]) == 2
     err = capsys.readouterr().err
-    assert "column 'p10' is not numeric (row 3: 'abc')" in err
+    assert "column 'p10' is not numeric; row 1 (line 3 of the file) has 'abc'" in err
 
 
 def test_predict_rejects_wrong_shapes(exported, tmp_path, capsys):
