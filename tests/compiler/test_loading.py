@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -175,6 +176,19 @@ def test_each_documented_route_loads_in_a_fresh_process(every_class, route):
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "loaded UncertaintyWeightedModel" in done.stdout
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/spec.md", "docs/export.md",
+                                 "docs/custom-components.md"])
+def test_the_docs_show_the_tested_routes_and_no_other(doc):
+    text = " ".join((ROOT / doc).read_text().split())
+    assert "kspec.load_model(" in text
+    assert re.search(r"keras\.saving\.load_model\([^)]*custom_objects=kspec\.custom_objects\(\), "
+                     r"safe_mode=True\)", text)
+    # Plain Keras without kspec's classes fails on any model with preprocessing.
+    plain = re.findall(r"keras\.saving\.load_model\((?:(?!custom_objects)[^)])*safe_mode=True\)",
+                       text)
+    assert not plain, plain
 
 
 def test_load_model_takes_a_run_directory(every_class):
