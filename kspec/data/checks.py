@@ -112,8 +112,9 @@ def check_numeric(arr: np.ndarray, what: str, where: str, meta: dict | None = No
         except (TypeError, ValueError):
             numbers = False
         holds = "Python objects" if kind == "O" else "text"
-        fix = ("numbers written as text: convert them with .astype('float32') before saving"
-               if numbers and kind != "O" else "the model needs numbers")
+        stored = "stored as Python objects" if kind == "O" else "written as text"
+        fix = (f"numbers {stored}: convert them with .astype('float32')" if numbers
+               else "the model needs numbers")
         raise DataError(f"{where}: {what} holds {holds} (dtype {arr.dtype}), not numbers; "
                         f"{_row(meta or {}, i)} is {_show(value)} ({fix})")
     raise DataError(f"{where}: {what} has dtype {arr.dtype}, not numbers (the model needs "

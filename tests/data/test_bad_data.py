@@ -217,7 +217,7 @@ BROKEN_NPZ = {
     "text features": "array 'x' (input 'features') holds text (dtype <U3), not numbers; row 1 "
                      "is 'n/a'",
     "numbers written as text": "holds text (dtype <U1), not numbers; row 0 is '1' (numbers "
-                               "written as text: convert them with .astype('float32')",
+                               "written as text: convert them with .astype('float32'))",
     "text labels": "the label (array 'y') holds text (dtype <U3); row 0 is 'cat': give class "
                    "indices",
     "not a zip": "not an NPZ archive (a zip of .npy arrays written by np.savez; it starts with "
@@ -245,6 +245,10 @@ def test_text_features_from_python_are_refused_unless_the_input_takes_strings(ma
     with pytest.raises(DataError, match=r"<arrays>: feature 'features' holds text \(dtype "
                                         r"<U3\), not numbers; row 1 is 'x'"):
         load_data(make_spec(), (x, np.arange(3)))
+    mixed = np.array([[1.5, 2], [3, 4], [5, 6]], dtype=object)
+    with pytest.raises(DataError, match=r"holds Python objects \(dtype object\), not numbers; "
+                                        r"row 0 is 1\.5 \(numbers stored as Python objects"):
+        load_data(make_spec(), (mixed, np.arange(3)))
     text = make_spec(inputs=[{"name": "features", "dtype": "string", "shape": [2]}])
     from kspec.data.checks import check_inputs
     from kspec.data.split import Split
