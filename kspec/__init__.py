@@ -33,6 +33,9 @@ _LAZY = {
     "predict_tta": ("kspec.train.tta", "predict_tta"),
     "combine_ensemble": ("kspec.train.ensemble", "combine"),
     "export": ("kspec.exporter.api", "export"),
+    "load_model": ("kspec.compiler.loading", "load_model"),
+    "custom_objects": ("kspec.compiler.loading", "custom_objects"),
+    "ModelFileError": ("kspec.compiler.loading", "ModelFileError"),
 }
 
 __all__ = ["DataError", "Spec", "SpecError", "json_schema", "load_spec", "to_yaml",

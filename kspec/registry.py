@@ -293,6 +293,27 @@ _PROVIDERS = (
 )
 _loaded = False
 
+# Modules whose import registers kspec's Keras classes (layers, losses, metrics, initializers,
+# models) with Keras serialization, so that a ``.keras`` file using them loads in safe mode.
+# They import Keras; they are imported by name so that no package imports a higher one.
+KERAS_CLASS_MODULES = (
+    "kspec.components",
+    "kspec.data.layers",
+)
+
+
+def load_keras_classes() -> None:
+    """Import the modules that register kspec's Keras classes (idempotent; imports Keras).
+
+    Example:
+        >>> load_keras_classes()
+        >>> import keras
+        >>> keras.saving.get_registered_object("kspec>Rescale").__name__
+        'Rescale'
+    """
+    for mod in KERAS_CLASS_MODULES:
+        importlib.import_module(mod)
+
 
 def load_builtins() -> None:
     """Import the modules that register the built-in names (idempotent, Keras-free)."""

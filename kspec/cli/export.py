@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     quiet_tensorflow()
     from kspec.exporter.api import export
-    from kspec.exporter.errors import ExportError, ParityError
+    from kspec.exporter.errors import ExportError, ExportWriteError, ParityError
 
     class_outputs = (False if args.class_outputs is None
                      else (args.class_outputs or True))
@@ -45,7 +45,10 @@ def run(args) -> int:
                         class_outputs=class_outputs, samples=args.samples, rtol=args.rtol,
                         atol=args.atol)
     except ParityError as e:
-        print(f"error: {e}\nnothing was written.", file=sys.stderr)
+        print(f"export failed: {e}; nothing was written", file=sys.stderr)
+        return 1
+    except ExportWriteError as e:
+        print(f"export failed: {e}", file=sys.stderr)
         return 1
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -14,7 +14,10 @@ def add_parser(sub) -> None:
         ".keras file, or a run directory, and predict on raw inputs: a CSV (one row per "
         "example; the spec's feature columns), an NPZ (one array per input name, or 'x') or "
         "image files / a folder of images (resized to the input's height and width). "
-        "SavedModels run through their serving_default signature, without Keras.")
+        "SavedModels run through their serving_default signature, without Keras, and as "
+        "they are (a graph can read and write files): load only models you trust. "
+        "Classifier outputs get OUTPUT_class (arg-max) and, when the class names are known, "
+        "OUTPUT_label.")
     p.add_argument("model", metavar="EXPORT_OR_RUN")
     p.add_argument("--input", "-i", dest="inputs", nargs="+", required=True, metavar="FILE")
     p.add_argument("--output", "-o", metavar="FILE",
@@ -27,9 +30,9 @@ def run(args) -> int:
     quiet_tensorflow()
     from kspec.exporter.errors import ExportError
     from kspec.exporter.predict import (
-        add_labels,
         format_predictions,
         load_predictor,
+        predictions,
         read_inputs,
         write_predictions,
     )
@@ -40,7 +43,7 @@ def run(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     inputs = read_inputs(args.inputs, predictor)
-    outputs = add_labels(predictor.run(inputs), predictor.metadata.get("class_names"))
+    outputs = predictions(predictor, inputs)
     rows = len(next(iter(inputs.values())))
     print(f"{predictor.kind} {predictor.path}: {rows} rows", file=sys.stderr)
     if args.output:

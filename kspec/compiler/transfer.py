@@ -152,35 +152,23 @@ def resolve(base: Any, path: str) -> tuple[Path, str]:
 
 def load_source(base: Any, path: str, input_shape: Sequence[int | None]):
     """The full base model before cutting (``keras.Model``), or a TFSMLayer."""
-    import keras
+    from kspec.compiler.loading import ModelFileError, load_model, savedmodel_layer
 
     if base.application is not None:
         return _application(base, path, input_shape)
     file, kind = resolve(base, path)
-    _register_kspec_classes()
-    if kind == "savedmodel":
-        if base.cut_at is not None:
-            raise SpecError(f"{path}.cut_at", "a SavedModel is one opaque function and cannot "
-                            "be cut; use the .keras file or the kspec run directory",
-                            value=base.cut_at)
-        # TFSMLayer wraps the serving signature; it can be frozen or trained as a whole.
-        return keras.layers.TFSMLayer(str(file), call_endpoint="serving_default",
-                                      trainable=base.trainable)
+    if kind == "savedmodel" and base.cut_at is not None:
+        raise SpecError(f"{path}.cut_at", "a SavedModel is one opaque function and cannot "
+                        "be cut; use the .keras file or the kspec run directory",
+                        value=base.cut_at)
     try:
-        return keras.saving.load_model(file, compile=False, safe_mode=True)
-    except Exception as e:  # noqa: BLE001 - any load failure is a problem of this spec entry
-        raise SpecError(path, f"cannot load the base model {file}: {first_line(e)}") from e
-
-
-def _register_kspec_classes() -> None:
-    """Import the modules whose Keras classes a saved kspec model may contain (custom
-    components, fitted preprocessing layers), so safe-mode loading knows them."""
-    import importlib
-    import importlib.util
-
-    for module in ("kspec.components", "kspec.data.layers"):
-        if importlib.util.find_spec(module) is not None:
-            importlib.import_module(module)
+        if kind == "savedmodel":
+            # TFSMLayer wraps the serving signature; it can be frozen or trained as a whole.
+            return savedmodel_layer(file, call_endpoint="serving_default",
+                                    trainable=base.trainable)
+        return load_model(file, compile=False)
+    except ModelFileError as e:  # the file says what is wrong; the spec path says where
+        raise SpecError(path, f"cannot load the base model: {e}") from e
 
 
 def _application(base: Any, path: str, input_shape: Sequence[int | None]):

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from kspec.data.checks import row_phrase
 from kspec.errors import DataError, SpecError, suggest
 
 
@@ -56,8 +57,8 @@ def read_column(frame: Any, col: str, setting: Any, file: str, row_offset: int) 
     empty = series.isna().to_numpy()
     if empty.any() and setting.missing is None:
         row = int(np.argmax(empty))
-        line = f" (line {row + row_offset} of the file)" if row_offset else ""
-        raise DataError(f"{file}: categorical column {col!r} is empty in row {row}{line} "
+        raise DataError(f"{file}: categorical column {col!r} is empty in "
+                        f"{row_phrase(row, row_offset)} "
                         f"({int(empty.sum())} empty cells); name a category for them with "
                         f"data.categorical.{col}.missing")
     text = series.astype(str).to_numpy(dtype=object)

@@ -44,10 +44,81 @@ def check_lengths(split: Split, where: str) -> None:
             raise DataError(f"{where}: {k} has {len(v)} rows but the features have {n}")
 
 
+def row_phrase(i: int, line_offset: int | None = None) -> str:
+    """How every message names a row: ``row 2 (line 4 of the file)``.
+
+    Rows count from 0 in the source as given (before splitting), like array indices and
+    pandas positions; files with a header also get the line an editor shows (``line_offset``
+    is 2 for a CSV: line 1 is the header, row 0 is line 2).
+
+    Example:
+        >>> row_phrase(2, 2)
+        'row 2 (line 4 of the file)'
+        >>> row_phrase(17)
+        'row 17'
+    """
+    return f"row {i}" + (f" (line {i + line_offset} of the file)" if line_offset else "")
+
+
 def _row(meta: dict, i: int) -> str:
     """Row ``i`` of the source; for files with a header also the line number."""
-    offset = meta.get("row_offset")
-    return f"row {i}" + (f" (line {i + offset} of the file)" if offset else "")
+    return row_phrase(i, meta.get("row_offset"))
+
+
+def first_non_number(arr: np.ndarray, limit: int = 100_000) -> tuple[int, Any]:
+    """``(row, value)`` of the first element of ``arr`` that is not a number (looking at
+    ``limit`` elements at most); ``(0, first value)`` when every one looked at is a number
+    written as text."""
+    flat = arr.reshape(len(arr), -1)
+    seen = 0
+    for i, row in enumerate(flat):
+        for value in row:
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                return i, value
+            seen += 1
+            if seen >= limit:
+                break
+        else:
+            continue
+        break
+    return 0, flat[0, 0] if flat.size else None
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, np.generic):
+        value = value.item()
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_numeric(arr: np.ndarray, what: str, where: str, meta: dict | None = None) -> None:
+    """Refuse text, objects, dates or records where a model needs numbers.
+
+    Raises:
+        DataError: naming ``what`` (the feature, array or column), a row and its value.
+    """
+    kind = arr.dtype.kind
+    if kind in "biufc":
+        return
+    if kind in "USO":
+        i, value = first_non_number(arr) if len(arr) else (0, None)
+        try:
+            float(value)
+            numbers = True
+        except (TypeError, ValueError):
+            numbers = False
+        holds = "Python objects" if kind == "O" else "text"
+        stored = "stored as Python objects" if kind == "O" else "written as text"
+        fix = (f"numbers {stored}: convert them with .astype('float32')" if numbers
+               else "the model needs numbers")
+        raise DataError(f"{where}: {what} holds {holds} (dtype {arr.dtype}), not numbers; "
+                        f"{_row(meta or {}, i)} is {_show(value)} ({fix})")
+    raise DataError(f"{where}: {what} has dtype {arr.dtype}, not numbers (the model needs "
+                    "integers, floats or booleans)")
 
 
 def _finite(arr: np.ndarray, what: str, where: str, meta: dict, key: str) -> None:
@@ -83,13 +154,25 @@ def check_data(data: Data) -> None:
     check_splits(data.splits(), data.source, data.meta)
 
 
+def _feature(spec: Any, key: str) -> str:
+    """How messages name the data of model input ``key``: the NPZ array it comes from."""
+    src = getattr(getattr(spec, "data", None), "source", None)
+    if getattr(src, "type", None) == "npz":
+        array = (src.inputs or {}).get(key) if src.inputs else src.x
+        if array is not None:
+            return f"array {array!r}" + (f" (input {key!r})" if array != key else "")
+    return f"feature {key!r}"
+
+
 def check_inputs(spec: Any, splits: dict[str, Split], source: str) -> None:
-    """Every model input has data of the declared shape; no data goes unused."""
+    """Every model input has data of the declared shape and type; no data goes unused."""
     declared = {i.name: i.shape for i in spec.model.inputs}
+    text_inputs = {i.name for i in spec.model.inputs if i.dtype == "string"}
     # Categorical columns are string inputs the data section adds: one text per row.
     data_spec = getattr(spec, "data", None)
     if data_spec is not None and hasattr(data_spec, "categorical_inputs"):
         declared.update({name: [1] for name in data_spec.categorical_inputs()})
+        text_inputs.update(data_spec.categorical_inputs())
     for name, split in splits.items():
         where = _where(source, name)
         extra = [k for k in split.x if k not in declared]
@@ -100,6 +183,8 @@ def check_inputs(spec: Any, splits: dict[str, Split], source: str) -> None:
                             + (f"; no data for {missing}" if missing else "")
                             + (f"; no input for {extra}" if extra else ""))
         for key, arr in split.x.items():
+            if key not in text_inputs:
+                check_numeric(np.asarray(arr), _feature(spec, key), where)
             shape = declared[key]
             got = tuple(arr.shape[1:])
             if shape is None:
@@ -160,6 +245,12 @@ def _outputs(spec: Any) -> list[tuple[str, str | None, int | None]]:
 
 def _check_one(y: np.ndarray, loss: str | None, classes: int | None, origin: str, where: str,
                what: str, meta: dict) -> None:
+    if y.dtype.kind in "US":
+        i, value = first_non_number(y)
+        raise DataError(f"{where}: {what} holds text (dtype {y.dtype}); {_row(meta, i)} is "
+                        f"{_show(value)}: give class indices 0..K-1 (np.unique(y, "
+                        "return_inverse=True)[1]) or numbers, or use a CSV source, whose text "
+                        "labels kspec encodes")
     binary = classes is None and loss in _BINARY
     if (classes is None and not binary) or y.dtype == object:
         return
@@ -183,6 +274,16 @@ def _check_one(y: np.ndarray, loss: str | None, classes: int | None, origin: str
         raise DataError(f"{where}: {what} of {_row(meta, bad[0])} is {flat[bad[0]].item()!r}, "
                         f"outside the {classes} classes (0..{classes - 1}) of {origin} "
                         f"({len(bad)} rows outside)")
+
+
+def _label_array(spec: Any, output: str, n_outputs: int) -> str:
+    """`` (array 'y')`` when the labels come from an NPZ archive, so messages name it."""
+    src = getattr(getattr(spec, "data", None), "source", None)
+    if getattr(src, "type", None) != "npz" or src.y is None:
+        return ""
+    key = src.y if isinstance(src.y, str) else src.y.get(output)
+    return f" (array {key!r})" if key is not None and (n_outputs == 1 or
+                                                       not isinstance(src.y, str)) else ""
 
 
 def check_labels(spec: Any, splits: dict[str, Split], source: str, meta: dict) -> None:
@@ -210,6 +311,7 @@ def check_labels(spec: Any, splits: dict[str, Split], source: str, meta: dict) -
             if prepacked and y.ndim == 2 and y.shape[1] > 1:
                 y = y[:, :-1]  # the label column(s) only, not the group
             what = "the label" if len(outputs) == 1 else f"the label of output {out_name!r}"
+            what += _label_array(spec, out_name, len(outputs))
             names = meta.get("class_names")
             if declared is not None and len(outputs) == 1:
                 _check_one(y, loss, declared, "data.classes", where, what, meta)

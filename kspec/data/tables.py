@@ -12,6 +12,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from kspec.data.checks import row_phrase
+from kspec.data.files import check_encoding, npz_array, open_npz, read_table
 from kspec.data.groups import column_groups, group_ids
 from kspec.data.split import Split
 from kspec.errors import DataError, SpecError, suggest
@@ -92,8 +94,8 @@ def _numeric(frame, col: str, file: str, row_offset: int) -> np.ndarray:
     bad = series[coerced.isna() & series.notna()]
     bad = bad if len(bad) else series[coerced.isna()]
     pos = series.index.get_loc(bad.index[0])
-    raise DataError(f"{file}: column {col!r} is not numeric; row {pos + row_offset} has "
-                    f"{bad.iloc[0]!r}")
+    raise DataError(f"{file}: column {col!r} is not numeric; {row_phrase(pos, row_offset)} "
+                    f"has {bad.iloc[0]!r} (name text columns in data.categorical)")
 
 
 def _label_codes(frames: dict[str, Any], col: str) -> list[str]:
@@ -114,11 +116,11 @@ def _encode_labels(frame: Any, col: str, classes: list[str], file: str,
     unseen = codes.isna().to_numpy()
     if unseen.any():
         row = int(np.argmax(empty if empty.any() else unseen))
-        line = f" (line {row + row_offset} of the file)" if row_offset else ""
+        where = row_phrase(row, row_offset)
         if empty.any():
-            raise DataError(f"{file}: the label {col!r} of row {row}{line} is empty "
+            raise DataError(f"{file}: the label {col!r} of {where} is empty "
                             f"({int(empty.sum())} rows like it)")
-        raise DataError(f"{file}: the label {col!r} of row {row}{line} is "
+        raise DataError(f"{file}: the label {col!r} of {where} is "
                         f"{frame[col].iloc[row]!r}, a class the training data does not have "
                         f"({int(unseen.sum())} rows like it; classes: {classes})")
     return codes.to_numpy(dtype="int64")
@@ -183,16 +185,15 @@ def frames_to_splits(frames: dict[str, Any], src: Any, input_names: list[str], w
 def read_csv(src: Any, input_names: list[str], where: str, groups: Any = None,
              categorical: dict[str, Any] | None = None):
     """``{split: Split}``, a label for messages and meta (feature and class names)."""
-    import pandas as pd
-
     paths = _paths(src.path)
     frames = {}
     # Categorical columns are read as text, so that codes such as '02139' keep their form.
     as_text = {col: str for col in categorical or {}}
+    encoding = check_encoding(getattr(src, "encoding", "utf-8"), f"{where}.encoding")
     for split, p in paths.items():
         if not Path(p).is_file():
             raise SpecError(_path_key(where, split, split != "all"), f"file not found: {p}")
-        frames[split] = pd.read_csv(p, sep=src.delimiter, dtype=as_text)
+        frames[split] = read_table(p, sep=src.delimiter, dtype=as_text, encoding=encoding)
         if len(frames[split]) == 0:
             raise DataError(f"{p}: the file has a header but no rows")
     # Row numbers in messages count the header as line 1, as editors do.
@@ -239,7 +240,7 @@ def read_npz(src: Any, input_names: list[str], where: str, groups: Any = None,
         file = Path(p)
         if not file.is_file():
             raise SpecError(_path_key(where, split, split != "all"), f"file not found: {p}")
-        with np.load(file, allow_pickle=False) as z:
+        with open_npz(file) as z:
             if src.inputs:
                 for name in src.inputs:
                     if name not in input_names:
@@ -255,13 +256,14 @@ def read_npz(src: Any, input_names: list[str], where: str, groups: Any = None,
             for key in [*keys.values(), *labels.values()]:
                 if key not in z.files:
                     raise SpecError(where, f"{p} has no array {key!r}", valid=z.files)
-            x = {name: z[key] for name, key in keys.items()}
-            ys = {k: z[v] for k, v in labels.items()}
+            x = {name: npz_array(z, key, p) for name, key in keys.items()}
+            ys = {k: npz_array(z, v, p) for k, v in labels.items()}
             ids = None
             if groups is not None and groups.array is not None:
                 if groups.array not in z.files:
                     raise SpecError("data.groups.array", f"{p} has no array {groups.array!r}",
                                     valid=z.files, hint=suggest(groups.array, z.files))
-                ids = group_ids(z[groups.array], groups, p, f"array {groups.array!r}", {})
+                ids = group_ids(npz_array(z, groups.array, p), groups, p,
+                                f"array {groups.array!r}", {})
         out[split] = Split(x, ys.get(None) if None in ys else (ys or None), groups=ids)
     return out, ", ".join(paths.values()), {}

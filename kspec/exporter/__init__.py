@@ -14,7 +14,7 @@ Example:
 Importing this package does not import TensorFlow; :func:`kspec.export` does.
 """
 
-from kspec.exporter.errors import ExportError, ParityError
+from kspec.exporter.errors import ExportError, ExportWriteError, ParityError
 from kspec.exporter.metadata import read_metadata
 
-__all__ = ["ExportError", "ParityError", "read_metadata"]
+__all__ = ["ExportError", "ExportWriteError", "ParityError", "read_metadata"]

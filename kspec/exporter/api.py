@@ -105,11 +105,11 @@ def _write_and_load(fmt: str, model: Any, tmp: Path, plan: dict[str, str]):
             info = tflite.convert(scratch, tmp / MODEL_FILES["tflite"])
         return tflite.runner(tmp / MODEL_FILES["tflite"]), sig, {"tflite": info}
     # .keras: the model itself; class outputs are a serving-signature feature.
+    from kspec.compiler.loading import load_model
     from kspec.exporter.signature import describe_outputs
-    from kspec.exporter.source import load_keras_model
 
     model.save(tmp / MODEL_FILES["keras"])
-    reloaded = load_keras_model(tmp / MODEL_FILES["keras"])
+    reloaded = load_model(tmp / MODEL_FILES["keras"], compile=False)
     sig = {"inputs": describe_inputs(reloaded),
            "outputs": describe_outputs(reloaded)}
     return (lambda inputs: keras_predict(reloaded, inputs)), sig, {}
@@ -157,7 +157,9 @@ def export(
 
     Raises:
         ParityError: the written model does not reproduce the Keras model.
+        ExportWriteError: the target is full, read-only or forbidden (nothing published).
         ExportError: a bad source, name, version or option.
+        kspec.ModelFileError: the run's ``model.keras`` cannot be loaded (a DataError).
 
     Example:
         >>> result = kspec.export("runs/quickstart-20260101-120000", out="models")
@@ -188,6 +190,10 @@ def export(
 
     fold = fold_batch_norm(model) if fold_batchnorm else None
     serving_model = fold.model if fold is not None else model
+    # The weights are the least the export writes (twice for TFLite: the SavedModel it is
+    # converted from sits next to it); a disk that cannot hold them fails now, not later.
+    layout.check_free_space(model_dir, layout.weight_bytes(serving_model)
+                            * (2 if format == "tflite" else 1))
     plan = class_output_plan(serving_model, class_outputs)
     if format == "keras" and plan:
         warnings.warn("class outputs are a serving-signature feature; the .keras export "
@@ -214,8 +220,11 @@ def export(
         metadata.write_metadata(tmp, meta, to_yaml(src.spec) if src.spec else None)
         del run  # release the loaded artifact before the folder moves
         path, published = layout.publish(tmp, model_dir, version)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        failure = layout.write_failure(e, model_dir) if isinstance(e, Exception) else None
+        if failure is not None:
+            raise failure from e
         raise
     return ExportResult(path, name, published, format, signature, report,
                         fold.as_dict() if fold is not None else None, meta)
@@ -224,4 +233,4 @@ def export(
 def _class_names(src: Any) -> list | dict | None:
     """Class names known from the data (bundled tables, image folders, TFDS, CSV labels)."""
     meta = getattr(src.data, "meta", None) or {}
-    return meta.get("class_names")
+    return meta.get("class_names", src.meta.get("class_names"))

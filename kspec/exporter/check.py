@@ -1,7 +1,7 @@
 """Parity checks: does the written model compute what the Keras model computes?
 
 The written artifact is loaded back the way a client would load it (``tf.saved_model.load``,
-the TFLite interpreter, ``keras.saving.load_model(safe_mode=True)``), run twice on the same
+the TFLite interpreter, ``kspec.load_model`` in Keras safe mode), run twice on the same
 sample of inputs, and compared with the Keras model's ``predict``. The two runs must agree
 exactly (inference is deterministic: augmentation and dropout are off) and match the Keras
 predictions within ``rtol``/``atol`` (``|got - want| <= atol + rtol * |want|``, as in

@@ -9,6 +9,11 @@ class ExportError(ValueError):
     """An export that cannot be made: bad source, name, version or option."""
 
 
+class ExportWriteError(ExportError):
+    """The export could not be written (a full or read-only disk, no permission); nothing was
+    published and earlier versions are untouched."""
+
+
 class ParityError(ExportError):
     """The written model does not reproduce the Keras model; nothing was published.
 

@@ -4,17 +4,24 @@ An export is built in a hidden temporary directory next to its final place
 (``MODELS_DIR/NAME/.tmp-kspec-PID-XXXX``) and renamed to ``MODELS_DIR/NAME/VERSION`` only
 after it has been checked. TF Serving only picks up directories whose name is an integer,
 so it never sees a half-written version, and earlier versions are never opened for writing.
+
+A full, read-only or forbidden target is an :class:`ExportWriteError` with one line (checked
+up front where it is cheap: the free space against the model's weight bytes), never a raw
+``OSError`` or TensorFlow traceback.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
 import uuid
 from pathlib import Path
+from typing import Any
 
-from kspec.exporter.errors import ExportError
+from kspec.errors import first_line
+from kspec.exporter.errors import ExportError, ExportWriteError
 
 TMP_PREFIX = ".tmp-kspec-"
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -73,10 +80,20 @@ def remove_stale_temps(model_dir: Path) -> list[Path]:
 
 
 def make_temp(model_dir: Path) -> Path:
-    """A fresh temporary directory in ``model_dir`` (same file system, so rename is atomic)."""
-    model_dir.mkdir(parents=True, exist_ok=True)
+    """A fresh temporary directory in ``model_dir`` (same file system, so rename is atomic).
+
+    Raises:
+        ExportWriteError: the folder cannot be created (read-only, full, forbidden).
+    """
     tmp = model_dir / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    try:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as e:
+        failure = write_failure(e, model_dir)
+        if failure is None:
+            raise
+        raise failure from e
     return tmp
 
 
@@ -110,3 +127,79 @@ def publish(tmp: Path, model_dir: Path, version: int | None) -> tuple[Path, int]
             continue
         return target, v
     raise ExportError(f"could not find a free version in {model_dir}")  # pragma: no cover
+
+
+# Why a write fails, by errno and by the words TensorFlow and h5py wrap them in.
+_WRITE_FAILURES = (
+    (errno.ENOSPC, "No space left on device", "no space left on device"),
+    (errno.EDQUOT, "Disk quota exceeded", "disk quota exceeded"),
+    (errno.EROFS, "Read-only file system", "read-only file system"),
+    (errno.EACCES, "Permission denied", "permission denied"),
+    (errno.EPERM, "Operation not permitted", "operation not permitted"),
+)
+
+
+def _chain(error: BaseException):
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def write_failure(error: BaseException, model_dir: Path) -> ExportWriteError | None:
+    """An :class:`ExportWriteError` when ``error`` (or what it wraps: TensorFlow's
+    ``ResourceExhaustedError``, ``PermissionDeniedError``, h5py's ``OSError``) is a full,
+    read-only or forbidden disk; else None."""
+    for e in _chain(error):
+        code = getattr(e, "errno", None)
+        text = str(e)
+        for number, words, reason in _WRITE_FAILURES:
+            if code == number or words in text:
+                return ExportWriteError(
+                    f"cannot write {model_dir}: {reason} ({type(e).__name__}: "
+                    f"{first_line(e, 160)}); nothing was published and earlier versions are "
+                    "untouched")
+    return None
+
+
+def _existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def weight_bytes(model: Any) -> int:
+    """Bytes of the model's weights: the least any export of it writes."""
+    import numpy as np
+
+    total = 0
+    for w in model.weights:
+        try:
+            size = np.dtype(str(w.dtype)).itemsize
+        except TypeError:
+            size = 4
+        total += int(np.prod(w.shape)) * size
+    return total
+
+
+def check_free_space(model_dir: Path, needed: int) -> None:
+    """Refuse before writing when the target cannot hold ``needed`` bytes (a lower bound:
+    the weights), so a full disk fails in a second, not after the export's check."""
+    try:
+        free = shutil.disk_usage(_existing(model_dir)).free
+    except OSError:  # cannot tell: the write itself will say
+        return
+    if free < needed:
+        raise ExportWriteError(
+            f"cannot write {model_dir}: not enough space (the export needs at least "
+            f"{_megabytes(needed)}, the weights; {_megabytes(free)} free); nothing was "
+            "published and earlier versions are untouched")
+
+
+def _megabytes(n: int) -> str:
+    for unit, size in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"

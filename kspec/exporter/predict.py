@@ -15,7 +15,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from kspec.errors import DataError
+from kspec.compiler.loading import ModelFileError
+from kspec.data.checks import row_phrase
+from kspec.data.files import npz_array, open_npz, read_table
+from kspec.errors import DataError, first_line
 from kspec.exporter.errors import ExportError
 from kspec.exporter.layout import versions
 from kspec.exporter.metadata import read_metadata, read_spec_yaml
@@ -44,10 +47,39 @@ class Predictor:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def _spec_dict(text: str | None) -> dict[str, Any] | None:
+def _spec_dict(text: str | None, where: Path) -> dict[str, Any] | None:
     import yaml
 
-    return yaml.safe_load(text) if text else None
+    if not text:
+        return None
+    try:
+        spec = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ModelFileError(f"{where}: the stored spec is not valid YAML "
+                             f"({first_line(e)})") from e
+    if not isinstance(spec, dict):
+        raise ModelFileError(f"{where}: the stored spec is not a mapping")
+    return spec
+
+
+def _metadata(folder: Path) -> dict[str, Any]:
+    """The export's ``kspec.json``, or what a run directory's ``meta.json`` knows (class
+    names); a damaged file is named, not a traceback."""
+    from kspec.exporter.metadata import ASSETS_DIR, METADATA_FILE
+
+    for file in (folder / ASSETS_DIR / METADATA_FILE, folder / "meta.json"):
+        if not file.is_file():
+            continue
+        try:
+            meta = (read_metadata(folder) if file.name == METADATA_FILE
+                    else json.loads(file.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as e:
+            raise ModelFileError(f"{file}: cannot read the model's metadata "
+                                 f"({type(e).__name__}: {first_line(e)})") from e
+        if not isinstance(meta, dict):
+            raise ModelFileError(f"{file}: expected a JSON object")
+        return meta
+    return {}
 
 
 def load_predictor(path: str | Path) -> Predictor:
@@ -70,11 +102,15 @@ def load_predictor(path: str | Path) -> Predictor:
                               "model.keras, or numbered version folders")
         path = path / str(found[-1])
     folder = path if path.is_dir() else path.parent
-    meta = read_metadata(folder)
-    spec_text = read_spec_yaml(folder)
-    if spec_text is None and (folder / "spec.yaml").is_file():  # a run directory
-        spec_text = (folder / "spec.yaml").read_text()
-    spec = _spec_dict(spec_text)
+    meta = _metadata(folder)
+    spec_file = folder / "spec.yaml"  # a run directory
+    try:
+        spec_text = read_spec_yaml(folder)
+        if spec_text is None and spec_file.is_file():
+            spec_text = spec_file.read_text(encoding="utf-8")
+    except (OSError, ValueError) as e:  # UnicodeDecodeError is a ValueError
+        raise ModelFileError(f"{folder}: cannot read the stored spec ({first_line(e)})") from e
+    spec = _spec_dict(spec_text, folder)
     if path.is_dir() and (path / "saved_model.pb").is_file():
         return _savedmodel(path, spec, meta)
     if path.suffix == ".tflite" or (path / "model.tflite").is_file():
@@ -88,9 +124,11 @@ def load_predictor(path: str | Path) -> Predictor:
 def _savedmodel(path: Path, spec, meta) -> Predictor:
     import tensorflow as tf
 
+    from kspec.compiler.loading import load_savedmodel
     from kspec.exporter.signature import SIGNATURE_KEY, describe_signature
 
-    loaded = tf.saved_model.load(str(path))
+    # The graph runs as it is, like TF Serving runs it: load only models you trust.
+    loaded = load_savedmodel(path)
     if SIGNATURE_KEY not in loaded.signatures:
         raise ExportError(f"{path} has no {SIGNATURE_KEY!r} signature (has: "
                           f"{sorted(loaded.signatures)})")
@@ -109,7 +147,11 @@ def _savedmodel(path: Path, spec, meta) -> Predictor:
 def _tflite(path: Path, spec, meta) -> Predictor:
     from kspec.exporter.tflite import runner
 
-    run = runner(path)
+    try:
+        run = runner(path)
+    except (ValueError, RuntimeError, OSError) as e:  # not a flatbuffer, no signature, ...
+        raise ModelFileError(f"{path}: not a loadable TFLite model ({type(e).__name__}: "
+                             f"{first_line(e)})") from e
     inputs = {k: {"dtype": np.dtype(d["dtype"]).name,
                   "shape": [None, *(v if v >= 0 else None
                                     for v in d["shape_signature"][1:].tolist())]}
@@ -118,11 +160,11 @@ def _tflite(path: Path, spec, meta) -> Predictor:
 
 
 def _keras(path: Path, spec, meta) -> Predictor:
+    from kspec.compiler.loading import load_model
     from kspec.exporter.check import keras_predict
     from kspec.exporter.signature import describe_inputs
-    from kspec.exporter.source import load_keras_model
 
-    model = load_keras_model(path)
+    model = load_model(path, compile=False)
     return Predictor(path, "keras", describe_inputs(model),
                      lambda inputs: keras_predict(model, inputs), spec, meta)
 
@@ -165,8 +207,8 @@ def _shape_to(name: str, array: np.ndarray, desc: dict[str, Any], where: str) ->
 
 
 def _npz(file: Path, inputs: dict[str, dict[str, Any]]) -> dict[str, np.ndarray]:
-    with np.load(file, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
+    with open_npz(file) as z:
+        arrays = {k: npz_array(z, k, file) for k in z.files}
     if len(inputs) == 1 and next(iter(inputs)) not in arrays:
         key = "x" if "x" in arrays else (next(iter(arrays)) if len(arrays) == 1 else None)
         if key is None:
@@ -211,14 +253,17 @@ def _csv(file: Path, predictor: Predictor) -> dict[str, np.ndarray]:
 
     text = _categorical(predictor)
     # Categorical columns stay text as written (a zip code '02139' is not the number 2139).
-    frame = pd.read_csv(file, sep="\t" if file.suffix == ".tsv" else ",",
-                        dtype={col: str for col, _ in text.values()})
+    source = ((predictor.spec or {}).get("data") or {}).get("source") or {}
+    frame = read_table(file, sep="\t" if file.suffix == ".tsv" else ",",
+                       dtype={col: str for col, _ in text.values()},
+                       encoding=source.get("encoding") or "utf-8")
     for col, missing in text.values():
         if col in frame.columns and frame[col].isna().any():
             if missing is None:
                 row = int(np.argmax(frame[col].isna().to_numpy()))
-                raise DataError(f"{file}: categorical column {col!r} is empty in row {row + 2} "
-                                "and the model names no category for empty cells")
+                raise DataError(f"{file}: categorical column {col!r} is empty in "
+                                f"{row_phrase(row, 2)} and the model names no category for "
+                                "empty cells")
             frame[col] = frame[col].fillna(missing)
     out = {}
     for name, cols in _csv_columns(predictor, list(frame.columns)).items():
@@ -230,8 +275,8 @@ def _csv(file: Path, predictor: Predictor) -> dict[str, np.ndarray]:
             bad = pd.to_numeric(frame[c], errors="coerce").isna() & frame[c].notna()
             if bad.any() and predictor.inputs[name]["dtype"] != "string":
                 row = int(np.argmax(bad.to_numpy()))
-                raise DataError(f"{file}: column {c!r} is not numeric (row {row + 2}: "
-                                f"{frame[c].iloc[row]!r})")
+                raise DataError(f"{file}: column {c!r} is not numeric; {row_phrase(row, 2)} "
+                                f"has {frame[c].iloc[row]!r}")
         out[name] = _shape_to(name, frame[cols].to_numpy(), predictor.inputs[name], str(file))
     return out
 
@@ -252,13 +297,78 @@ def _images(files: list[Path], inputs: dict[str, dict[str, Any]]) -> dict[str, n
                 if height and width and img.size != (width, height):
                     img = img.resize((width, height), Image.BILINEAR)
                 a = np.asarray(img, dtype=np.float32)
-        except OSError as e:
-            raise DataError(f"{f}: not a readable image ({e})") from e
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+            raise DataError(f"{f}: not a readable image ({type(e).__name__}: "
+                            f"{first_line(e)})") from e
         rows.append(a[..., None] if a.ndim == 2 else a)
     return {name: np.stack(rows).astype(desc["dtype"])}
 
 
 # ----------------------------------------------------------------------------- output
+
+
+def predictions(predictor: Predictor, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run ``predictor`` and add, for every classifier output, ``NAME_class`` (the arg-max
+    class, or ``p > 0.5`` for one sigmoid unit) and ``NAME_label`` (its name, when the run
+    or export knows the class names).
+
+    Example:
+        >>> out = predictions(load_predictor("runs/iris-20260101-120000"), {"features": x})
+        >>> sorted(out)  # doctest: +SKIP
+        ['output', 'output_class', 'output_label']
+    """
+    outputs = add_classes(predictor.run(inputs), predictor.spec)
+    return add_labels(outputs, predictor.metadata.get("class_names"))
+
+
+def _class_rule(loss: Any) -> str | None:
+    """How a loss reads classes off its output: ``argmax``, ``threshold`` (a probability),
+    ``logit`` (a binary logit), or None (not a classification loss, or unknown here)."""
+    from kspec.errors import SpecError
+    from kspec.registry import LOSSES, load_builtins
+
+    params = loss if isinstance(loss, dict) else {}
+    name = params.get("type") if isinstance(loss, dict) else loss
+    if not isinstance(name, str):
+        return None
+    load_builtins()
+    try:
+        entry = LOSSES.get(name)
+    except SpecError:  # a user's loss whose module is not imported here
+        return None
+    if entry.name == "label_columns":  # labels packed with groups: the wrapped loss decides
+        return _class_rule(params.get("loss", "binary_crossentropy"))
+    if "multiclass" in entry.tags:
+        return "argmax"
+    if {"binary", "probability"} <= entry.tags:
+        return "logit" if params.get("from_logits") else "threshold"
+    return None
+
+
+def add_classes(outputs: dict[str, np.ndarray], spec: dict[str, Any] | None
+                ) -> dict[str, np.ndarray]:
+    """Add ``NAME_class`` to each output the spec's loss makes a classifier (cross-entropy,
+    focal or categorical hinge losses), unless the model already serves one."""
+    from kspec.exporter.signature import CLASS_SUFFIX, PROBABILITY_SUFFIX
+
+    training = (spec or {}).get("training") or {}
+    loss = training.get("loss")
+    per_output = isinstance(loss, dict) and "type" not in loss
+    out = dict(outputs)
+    for name, values in outputs.items():
+        if name.endswith((CLASS_SUFFIX, PROBABILITY_SUFFIX, "_label")) \
+                or name + CLASS_SUFFIX in outputs:
+            continue
+        rule = _class_rule(loss.get(name) if per_output else loss)
+        values = np.asarray(values)
+        if values.ndim != 2 or not np.issubdtype(values.dtype, np.number):
+            continue
+        if rule == "argmax" and values.shape[1] > 1:
+            out[name + CLASS_SUFFIX] = values.argmax(axis=-1).astype(np.int64)
+        elif rule in ("threshold", "logit") and values.shape[1] == 1:
+            cut = 0.5 if rule == "threshold" else 0.0
+            out[name + CLASS_SUFFIX] = (values[:, 0] > cut).astype(np.int64)
+    return out
 
 
 def add_labels(outputs: dict[str, np.ndarray], class_names: Any) -> dict[str, np.ndarray]:
@@ -284,17 +394,20 @@ def add_labels(outputs: dict[str, np.ndarray], class_names: Any) -> dict[str, np
 def write_predictions(outputs: dict[str, np.ndarray], path: str | Path) -> None:
     """Write predictions as ``.npz``, ``.json`` or ``.csv`` (one column per value)."""
     path = Path(path)
-    if path.suffix == ".npz":
-        np.savez(path, **outputs)
-    elif path.suffix == ".json":
-        path.write_text(json.dumps({k: v.tolist() for k, v in outputs.items()}, indent=1))
-    elif path.suffix == ".csv":
-        import pandas as pd
-
-        pd.DataFrame(_columns(outputs)).to_csv(path, index_label="row")
-    else:
+    if path.suffix not in (".npz", ".json", ".csv"):
         raise DataError(f"{path}: unsupported output type {path.suffix!r} (expected .csv, "
                         ".npz or .json)")
+    try:
+        if path.suffix == ".npz":
+            np.savez(path, **outputs)
+        elif path.suffix == ".json":
+            path.write_text(json.dumps({k: v.tolist() for k, v in outputs.items()}, indent=1))
+        else:
+            import pandas as pd
+
+            pd.DataFrame(_columns(outputs)).to_csv(path, index_label="row")
+    except OSError as e:  # a full or read-only disk, a missing folder
+        raise DataError(f"{path}: cannot write the predictions ({e.strerror or e})") from e
 
 
 def _columns(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -11,7 +11,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from kspec.errors import DataError, SpecError
+from kspec.compiler.loading import load_model
+from kspec.errors import DataError, SpecError, first_line
 from kspec.exporter.errors import ExportError
 from kspec.spec import Spec
 from kspec.validation import load_spec
@@ -38,33 +39,18 @@ class Source:
     data: Any = None
 
 
-def register_custom_objects() -> None:
-    """Import the modules that register kspec's serializable Keras classes, so that
-    ``load_model(safe_mode=True)`` can rebuild models that use them."""
-    import importlib
-    import importlib.util
-
-    from kspec import registry
-
-    registry.load_builtins()
-    for module in ("kspec.components", "kspec.data.layers"):
-        if importlib.util.find_spec(module) is not None:
-            importlib.import_module(module)
-
-
-def load_keras_model(path: str | Path):
-    """Load a ``.keras`` file with ``safe_mode=True`` (no code runs from the file)."""
-    import keras
-
-    register_custom_objects()
-    try:
-        return keras.saving.load_model(str(path), safe_mode=True, compile=False)
-    except Exception as e:
-        raise ExportError(f"cannot load {path}: {type(e).__name__}: {e}") from e
-
-
 def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {}
+    """A run's JSON record (``{}`` when absent); a damaged one is named, not a traceback."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: cannot read the run's record ({type(e).__name__}: "
+                        f"{first_line(e)})") from e
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
 
 
 def resolve(obj: Any, spec: Any = None) -> Source:
@@ -91,10 +77,11 @@ def resolve(obj: Any, spec: Any = None) -> Source:
                 with warnings.catch_warnings():  # lint advice was shown when it trained
                     warnings.simplefilter("ignore")
                     spec = load_spec(path / "spec.yaml")
-            return Source(load_keras_model(model_file), spec, _read_json(path / "metrics.json"),
-                          _read_json(path / "meta.json"), str(path))
+            return Source(load_model(model_file, compile=False), spec,
+                          _read_json(path / "metrics.json"), _read_json(path / "meta.json"),
+                          str(path))
         if path.suffix == ".keras" and path.is_file():
-            return Source(load_keras_model(path), spec, origin=str(path))
+            return Source(load_model(path, compile=False), spec, origin=str(path))
         raise ExportError(f"cannot export {obj!r}: expected a run directory, a .keras file, "
                           "a kspec Run or a keras.Model")
     import keras

@@ -118,6 +118,8 @@ class CsvSource(_Source):
     inputs: dict[str, list[str]] | None = Field(
         None, description="model input name -> its columns, for multi-input models")
     delimiter: str = ","
+    encoding: str = Field("utf-8", description="text encoding of the file (latin-1, cp1252, "
+                          "...)")
 
 
 @SOURCES.schema("dataframe", "kspec.data.tables:read_dataframe")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import dataclass, field
@@ -181,6 +182,8 @@ def fit(spec: Any, data: Any = None, *, out: str | Path = "runs",
             "status": "running", "data": loaded.source, "command": sys.argv[:1]}
     if bases:
         meta["bases"] = bases
+    if loaded.meta.get("class_names") is not None:  # kspec predict names the classes
+        meta["class_names"] = loaded.meta["class_names"]
     run.write_meta(meta)
 
     start = time.perf_counter()
@@ -193,6 +196,8 @@ def fit(spec: Any, data: Any = None, *, out: str | Path = "runs",
     except BaseException as e:
         meta.update(status="failed", error=f"{type(e).__name__}: {e}", ended=rundir.now())
         run.write_meta(meta)
+        with contextlib.suppress(AttributeError, TypeError):
+            e.kspec_run_dir = str(run.path)  # the CLI writes the traceback there (error.log)
         raise
     seconds = time.perf_counter() - start
     # Training finished: the per-phase resume state is of no further use.

@@ -56,7 +56,8 @@ def test_csv_non_numeric_cell_names_file_column_and_line(make_spec, tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("a,b,y\n1,2,0\n3,oops,1\n5,6,0\n")
     spec = make_spec({"source": {"type": "csv", "path": str(path), "label": "y"}})
-    with pytest.raises(DataError, match=r"bad\.csv: column 'b' is not numeric; row 3 has 'oops'"):
+    with pytest.raises(DataError, match=r"bad\.csv: column 'b' is not numeric; "
+                                        r"row 1 \(line 3 of the file\) has 'oops'"):
         load_data(spec)
 
 

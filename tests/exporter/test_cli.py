@@ -91,6 +91,8 @@ def test_predict_images_on_run_dir_and_export_agree(exported, trained_run, tmp_p
         assert main(["predict", str(target), "-i", str(folder), "-o", str(out)]) == 0
         results[name] = np.asarray(json.loads(out.read_text())["output"])
     assert "keras" in capsys.readouterr().err  # the run directory goes through Keras
+    run_out = json.loads((tmp_path / "run.json").read_text())
+    assert run_out["output_class"] == np.argmax(run_out["output"], -1).tolist()
     np.testing.assert_allclose(results["export"], results["run"], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(results["run"], trained_run.model.predict(x, verbose=0),
                                atol=1e-5)
@@ -103,7 +105,7 @@ def test_predict_names_the_bad_column_and_row(exported, tmp_path, capsys):
     (tmp_path / "bad.csv").write_text(f"{header}\n{good}\n{bad}\n")
     assert main(["predict", str(exported), "--input", str(tmp_path / "bad.csv")]) == 2
     err = capsys.readouterr().err
-    assert "column 'p10' is not numeric (row 3: 'abc')" in err
+    assert "column 'p10' is not numeric; row 1 (line 3 of the file) has 'abc'" in err
 
 
 def test_predict_rejects_wrong_shapes(exported, tmp_path, capsys):
@@ -111,3 +113,50 @@ def test_predict_rejects_wrong_shapes(exported, tmp_path, capsys):
     assert main(["predict", str(exported), "--input", str(tmp_path / "wrong.npz")]) == 2
     err = capsys.readouterr().err
     assert "input 'image' expects rows of shape [8, 8, 1]" in err and "received shape [5]" in err
+
+
+@pytest.mark.parametrize("damage, expected", [
+    ("saved_model.pb", "saved_model.pb: corrupt or truncated (not a SavedModel protocol buffer)"),
+    ("variables", "the SavedModel has no variables/ folder"),
+    ("assets.extra/kspec.json", "assets.extra/kspec.json: cannot read the model's metadata "
+                                "(JSONDecodeError"),
+])
+def test_predict_names_what_is_broken_in_an_export(exported, tmp_path, capsys, damage,
+                                                   expected):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(exported / "1", broken)
+    target = broken / damage
+    if target.is_dir():
+        shutil.rmtree(target)
+    else:
+        target.write_text("{ garbage")
+    np.savez(tmp_path / "x.npz", image=np.zeros((2, 8, 8, 1), "float32"))
+    assert main(["predict", str(broken), "--input", str(tmp_path / "x.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {broken}") and expected in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_predict_on_a_run_names_the_classes(tmp_path, capsys):
+    """A run records its class names (meta.json); predict adds the class and its name."""
+    import kspec
+
+    run = kspec.fit({
+        "name": "iris_names", "seed": 0,
+        "data": {"source": {"type": "bundled", "name": "iris"}, "splits": {"test": 0.2}},
+        "model": {"inputs": [{"name": "features", "shape": [4]}],
+                  "layers": [{"type": "dense", "units": 3, "activation": "softmax"}]},
+        "training": {"optimizer": "adam", "loss": "sparse_categorical_crossentropy",
+                     "epochs": 1, "verbose": 0}}, out=tmp_path / "runs")
+    assert json.loads((run.run_dir / "meta.json").read_text())["class_names"] == [
+        "setosa", "versicolor", "virginica"]
+    x = run.data.test.x["features"][:3]
+    np.savez(tmp_path / "x.npz", x=x)
+    assert main(["predict", str(run.run_dir), "--input", str(tmp_path / "x.npz")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["row", "output_label", "output_class"]
+    classes = run.model.predict(x, verbose=0).argmax(-1)
+    names = np.array(["setosa", "versicolor", "virginica"])[classes]
+    assert [line.split()[1] for line in lines[1:4]] == names.tolist()

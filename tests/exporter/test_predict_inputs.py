@@ -81,3 +81,40 @@ def test_class_names_from_the_metadata_label_the_classes():
     assert add_labels(outputs, {"kind": ["a", "b", "c"]})["kind_label"].tolist() == ["c", "a"]
     assert "kind_label" not in add_labels(outputs, ["only", "two"])
     assert "kind_label" not in add_labels(outputs, None)
+
+
+PROBS = np.array([[0.1, 0.7, 0.2], [0.6, 0.3, 0.1]], "float32")
+
+
+@pytest.mark.parametrize("loss, outputs, want", [
+    ("sparse_categorical_crossentropy", {"output": PROBS}, [1, 0]),
+    ({"type": "cce", "label_smoothing": 0.1}, {"output": PROBS}, [1, 0]),  # an alias
+    ("binary_crossentropy", {"output": np.array([[0.2], [0.9]], "float32")}, [0, 1]),
+    ({"type": "bce", "from_logits": True}, {"output": np.array([[-0.5], [0.1]], "float32")},
+     [0, 1]),
+    ({"type": "label_columns", "loss": "bce"}, {"output": np.array([[0.7], [0.4]])}, [1, 0]),
+    ("mse", {"output": PROBS}, None),  # not a classifier: no class column
+    ("sparse_categorical_crossentropy", {"output": PROBS, "output_class": np.array([2, 2])},
+     [2, 2]),  # an export that serves its own class column keeps it
+])
+def test_classifier_outputs_get_a_class_column(loss, outputs, want):
+    from kspec.exporter.predict import add_classes
+
+    got = add_classes(outputs, {"training": {"loss": loss}})
+    if want is None:
+        assert "output_class" not in got
+    else:
+        assert got["output_class"].tolist() == want and got["output_class"].dtype == np.int64
+
+
+def test_per_output_losses_and_class_names_name_each_class():
+    from kspec.exporter.predict import predictions
+
+    spec = {"training": {"loss": {"kind": "sparse_categorical_crossentropy", "size": "mse"}}}
+    run = lambda inputs: {"kind": PROBS, "size": np.array([[1.5], [2.5]])}  # noqa: E731
+    predictor = Predictor(Path("."), "keras", {}, run, spec, {"class_names": ["a", "b", "c"]})
+    out = predictions(predictor, {})
+    assert out["kind_class"].tolist() == [1, 0] and out["kind_label"].tolist() == ["b", "a"]
+    assert "size_class" not in out and "size_label" not in out
+    assert format_predictions(out).splitlines()[0].split()[:3] == ["row", "kind_label",
+                                                                   "kind_class"]
