@@ -17,13 +17,13 @@ ROOT = Path(__file__).resolve().parents[2]
 BUGGY = textwrap.dedent("""
     import sys
     import kspec.cli.{module} as command
-    import kspec.train.fit as fit
+    import kspec.train.loop as loop
 
     def boom(*args, **kwargs):
         raise RuntimeError("simulated bug\\nsecond line of the message")
 
     command.run = boom if "{module}" == "validate" else command.run
-    fit.train_model = boom
+    loop.train = boom
     from kspec.cli import main
     sys.exit(main(sys.argv[1:]))
 """)
