@@ -89,6 +89,33 @@ class SpecError(ValueError):
         self.errors: list[SpecError] = [self]
         super().__init__(self._render())
 
+    def moved(self, path: str | Sequence[PathPart]) -> "SpecError":
+        """A copy of this error at another path (same reason, value, valid names, hint)."""
+        kept = {"value": self.value} if self.has_value else {}
+        return SpecError(path, self.reason, valid=self.valid, hint=self.hint,
+                         source=self.source, **kept)
+
+    def under(self, prefix: str | Sequence[PathPart]) -> "SpecError":
+        """A copy of this error, whose path is relative (``.units``, ``[2]`` or empty), put
+        under ``prefix``: an error raised inside a part of the spec, placed in the whole.
+
+        Example:
+            >>> SpecError(".units", "must be positive").under(["model", "layers", 2]).path
+            'model.layers[2].units'
+        """
+        base = prefix if isinstance(prefix, str) else format_path(prefix)
+        base = "" if base == "<spec>" else base
+        rel = "" if self.path in ("", "<spec>") else self.path
+        if rel and not rel.startswith((".", "[")):
+            rel = "." + rel
+        return self.moved((base + rel if base else rel.lstrip(".")) or "<spec>")
+
+    def reworded(self, reason: str) -> "SpecError":
+        """This error with another reason (its message is rendered again)."""
+        self.reason = reason
+        self.args = (self._render(),)
+        return self
+
     def _render(self) -> str:
         where = f"{self.source}: " if self.source else ""
         msg = f"{where}{self.path}: {self.reason}"

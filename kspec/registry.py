@@ -298,7 +298,7 @@ _loaded = False
 # They import Keras; they are imported by name so that no package imports a higher one.
 KERAS_CLASS_MODULES = (
     "kspec.components",
-    "kspec.data.layers",
+    "kspec.data.keras_layers",
 )
 
 

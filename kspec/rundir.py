@@ -14,6 +14,7 @@ Layout::
       checkpoint.keras the best model so far (training.callbacks.checkpoint)
       tensorboard/     TensorBoard logs (training.callbacks.tensorboard)
       backup/          BackupAndRestore state while training (removed when a run finishes)
+      error.log        the traceback of an unexpected failure (written by the CLI)
 
 Everything that reads or writes a run (fit, resume, transfer bases, export, predict, the
 reports) goes through :class:`RunDir`. A base module: it imports only the spec layer.
@@ -95,6 +96,11 @@ class RunDir:
         return self.path / "checkpoint.keras"
 
     @property
+    def error_log(self) -> Path:
+        """Where the CLI writes the traceback of an unexpected failure of this run."""
+        return self.path / "error.log"
+
+    @property
     def history_png(self) -> Path:
         return self.path / "history.png"
 
@@ -133,13 +139,14 @@ class RunDir:
         return self.model_file.is_file()
 
     # -- reading ------------------------------------------------------------------------
-    def read_meta(self) -> dict[str, Any]:
-        """``meta.json`` as a dict ({} when missing or unreadable)."""
-        return _read_json(self.meta_file, {})
+    def read_meta(self, *, strict: bool = False) -> dict[str, Any]:
+        """``meta.json`` as a dict ({} when missing; when damaged, {} or with ``strict`` a
+        DataError naming the file)."""
+        return _read_json(self.meta_file, {}, strict)
 
-    def read_metrics(self) -> dict[str, Any]:
+    def read_metrics(self, *, strict: bool = False) -> dict[str, Any]:
         """``metrics.json`` as a dict ({} when the run has not finished)."""
-        return _read_json(self.metrics_file, {})
+        return _read_json(self.metrics_file, {}, strict)
 
     def read_members(self) -> list[dict[str, Any]] | None:
         data = _read_json(self.members_file, default=None)
@@ -181,11 +188,18 @@ class RunDir:
         shutil.rmtree(self.backup_root, ignore_errors=True)
 
 
-def _read_json(path: Path, default: Any) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+def _read_json(path: Path, default: Any, strict: bool = False) -> Any:
+    if not path.is_file():
         return default
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        if not strict:
+            return default
+        from kspec.errors import DataError, first_line
+
+        raise DataError(f"{path}: cannot read the run's record ({type(e).__name__}: "
+                        f"{first_line(e)})") from e
 
 
 def library_versions() -> dict[str, str]:

@@ -82,3 +82,25 @@ def test_the_spec_layer_imports_only_errors_and_the_registry():
 def test_no_two_packages_import_each_other():
     edges = {(a, b) for a, b, _ in import_edges() if a != b}
     assert not {(a, b) for a, b in edges if (b, a) in edges}
+
+
+RUN_FILES = ("spec.yaml", "meta.json", "metrics.json", "members.json", "history.csv",
+             "history.png", "model.keras", "checkpoint.keras", "error.log")
+
+
+def test_only_the_run_directory_module_spells_a_run_directorys_file_names():
+    """``kspec/rundir.py`` is the one reader and writer of a run directory: no other module
+    joins a run's file names onto a path. (An export's own layout, in kspec/exporter, and a
+    search trial's folder, in kspec/search, are not run directories.)"""
+    import re
+
+    joined = re.compile(r"/\s*[\"'](" + "|".join(map(re.escape, RUN_FILES)) + r")[\"']")
+    found = []
+    for file in ROOT.rglob("*.py"):
+        rel = str(file.relative_to(ROOT.parent))
+        if rel == "kspec/rundir.py":
+            continue
+        for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+            if joined.search(line) and "trial_dir" not in line:
+                found.append(f"{rel}:{n}: {line.strip()}")
+    assert not found, "\n".join(found)

@@ -29,7 +29,6 @@ COMMANDS = ["validate", "fit", "tune", "summary", "schema", "components", "expor
 
 EXIT_UNEXPECTED = 3
 DEBUG_ENV = "KSPEC_DEBUG"
-ERROR_LOG = "error.log"
 _DEBUG_HELP = f"print the traceback of an unexpected error (also: {DEBUG_ENV}=1)"
 
 
@@ -120,7 +119,9 @@ def _write_log(text: str, command: str, run_dir: str | None) -> Path | None:
     header = f"kspec {command} failed at {stamp}\ncommand: {' '.join(sys.argv)}\n\n"
     candidates = []
     if run_dir is not None:
-        candidates.append(Path(run_dir) / ERROR_LOG)
+        from kspec.rundir import RunDir
+
+        candidates.append(RunDir(run_dir).error_log)
     candidates.append(Path(tempfile.gettempdir()) / f"kspec-error-{stamp}-{os.getpid()}.log")
     for path in candidates:
         try:

@@ -96,13 +96,12 @@ def _stack(layers: list, x, layer_path: str, prefix: str, keep_names: bool, wher
             x = build_layer(layer_spec, x, f"{layer_path}[{j}]", name)
         except SpecError as e:
             if where and where not in e.reason:
-                e.reason = f"{where}: {e.reason}"
-                e.args = (e._render(),)
+                e.reworded(f"{where}: {e.reason}")
             raise
     return x
 
 
-def apply_block(spec_model: Any, index: int, block: Any, xs: list, path: str):
+def apply_block(spec_model: Any, block: Any, xs: list, path: str):
     """The output tensor of one block, given its input tensors."""
     import keras
 
@@ -149,7 +148,7 @@ def build_graph(spec_model: Any, inputs: Mapping[str, Any]) -> list:
     tensors = dict(inputs)
     for index, block in topological(spec_model.blocks):
         xs = [tensors[name] for name in block.inputs]
-        tensors[block.name] = apply_block(spec_model, index, block, xs, f"model.blocks[{index}]")
+        tensors[block.name] = apply_block(spec_model, block, xs, f"model.blocks[{index}]")
     outputs = []
     taken = {b.name for b in spec_model.blocks if b.base is not None}
     for k, (name, block) in enumerate(spec_model.output_blocks().items()):

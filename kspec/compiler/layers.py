@@ -23,7 +23,7 @@ def _reg(ref, path):
     return None if ref is None else REGULARIZERS.build(ref, path)
 
 
-def _weights(spec, path: str, prefix: str = "") -> dict[str, Any]:
+def _weights(spec, path: str) -> dict[str, Any]:
     return {
         "use_bias": spec.use_bias,
         "kernel_initializer": _init(spec.kernel_initializer, f"{path}.kernel_initializer"),
@@ -218,6 +218,7 @@ def build_layer(spec, x, path: str, name: str):
             f"{first_line(e)}"
         ) from e
     if getattr(spec, "trainable", True) is False:
-        # The layer just created is the last one owning this output.
+        # The layer just created is the last one owning this output. Private: builders
+        # return tensors, and _keras_history is how Keras 3.15 names a tensor's producer.
         y._keras_history.operation.trainable = False
     return y

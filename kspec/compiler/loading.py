@@ -66,8 +66,10 @@ def keras_file(path: str | Path) -> Path:
     """The ``.keras`` file that ``path`` names: the file itself, or ``RUN/model.keras``."""
     path = Path(path).expanduser()
     if path.is_dir():
-        if (path / "model.keras").is_file():
-            return path / "model.keras"
+        from kspec.rundir import RunDir
+
+        if RunDir(path).has_model():
+            return RunDir(path).model_file
         raise ModelFileError(f"{path}: a folder without model.keras (expected a .keras file "
                              "or a kspec run directory)")
     if not path.exists():

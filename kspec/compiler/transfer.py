@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import json
 import re
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from kspec.errors import SpecError, first_line, suggest
+from kspec.rundir import RunDir
 
 # Folders in which `base: {run: NAME}` looks for runs. `kspec.fit(out=...)` puts its own
 # output folder first, so a fine-tune spec finds the pre-training run of the same session.
@@ -73,16 +73,12 @@ def resolved_bases(spec: Any) -> dict[str, str]:
     return out
 
 
-_RUN_DIR = r"-\d{8}-\d{6}(-\d+)?"
-
-
 def find_run(name: str, path: str = "model.base.run") -> Path:
     """The newest finished run directory of the spec called ``name``.
 
     Raises:
         SpecError: no finished run with a saved model; says which spec to fit first.
     """
-    pattern = re.compile(re.escape(name) + _RUN_DIR + "$")
     found: list[tuple[str, Path]] = []
     roots = _RUN_ROOTS.get()
     for root in roots:
@@ -90,12 +86,10 @@ def find_run(name: str, path: str = "model.base.run") -> Path:
         if not root_path.is_dir():
             continue
         for d in root_path.iterdir():
-            if not (d.is_dir() and pattern.match(d.name) and (d / "model.keras").is_file()):
+            run = RunDir(d)
+            if not (d.is_dir() and RunDir.matches(d, name) and run.has_model()):
                 continue
-            try:
-                meta = json.loads((d / "meta.json").read_text())
-            except (OSError, ValueError):
-                continue
+            meta = run.read_meta()
             if meta.get("status") == "finished":
                 found.append((str(meta.get("ended", "")) + d.name, d))
     if not found:
@@ -142,8 +136,8 @@ def resolve(base: Any, path: str) -> tuple[Path, str]:
             raise SpecError(where, f"{value} is not a .keras model file", value=value,
                             valid="a .keras file, a SavedModel directory or a run directory")
         return p, "keras"
-    if (p / "model.keras").is_file():
-        return p / "model.keras", "keras"
+    if RunDir(p).has_model():
+        return RunDir(p).model_file, "keras"
     if (p / "saved_model.pb").is_file():
         return p, "savedmodel"
     raise SpecError(where, f"{value} holds no model (no model.keras, no saved_model.pb)",
@@ -245,9 +239,3 @@ def _check_inputs(sub: Any, xs: list, path: str) -> None:
             raise SpecError(path, f"the base expects input {k} of shape {a} but receives "
                             f"{b}", valid=f"inputs of shape {a} (check model.inputs and the "
                             "layers before the base)")
-
-
-def base_layers(model: Any, base_name: str) -> list:
-    """The layers inside the nested base ``base_name`` of a built model."""
-    layer = model.get_layer(base_name)
-    return list(getattr(layer, "layers", [layer]))

@@ -24,25 +24,25 @@ def gaussian_noise(step: Any, *, seed: int, name: str, shape: Shape, where: str)
 
 
 def laplace_noise(step: Any, *, seed: int, name: str, shape: Shape, where: str):
-    from kspec.data.layers import LaplacianNoise
+    from kspec.data.keras_layers import LaplacianNoise
 
     return LaplacianNoise(step.scale, seed=seed, name=name), shape
 
 
 def flip(step: Any, *, seed: int, name: str, shape: Shape, where: str):
-    from kspec.data.layers import RandomFlip
+    from kspec.data.keras_layers import RandomFlip
 
     return RandomFlip(step.mode, seed=seed, name=name), shape
 
 
 def rotate(step: Any, *, seed: int, name: str, shape: Shape, where: str):
-    from kspec.data.layers import RandomRotation
+    from kspec.data.keras_layers import RandomRotation
 
     return RandomRotation(step.factor, fill_mode=step.fill_mode, seed=seed, name=name), shape
 
 
 def translate(step: Any, *, seed: int, name: str, shape: Shape, where: str):
-    from kspec.data.layers import RandomTranslation
+    from kspec.data.keras_layers import RandomTranslation
 
     layer = RandomTranslation(step.height, step.width, fill_mode=step.fill_mode, seed=seed,
                               name=name)
@@ -50,14 +50,14 @@ def translate(step: Any, *, seed: int, name: str, shape: Shape, where: str):
 
 
 def zoom(step: Any, *, seed: int, name: str, shape: Shape, where: str):
-    from kspec.data.layers import RandomZoom
+    from kspec.data.keras_layers import RandomZoom
 
     layer = RandomZoom(step.height, step.width, fill_mode=step.fill_mode, seed=seed, name=name)
     return layer, shape
 
 
 def crop(step: Any, *, seed: int, name: str, shape: Shape, where: str):
-    from kspec.data.layers import RandomCrop
+    from kspec.data.keras_layers import RandomCrop
 
     if shape is not None and (step.height > shape[0] or step.width > shape[1]):
         raise SpecError(where, f"a {step.height}x{step.width} crop does not fit "
@@ -67,12 +67,12 @@ def crop(step: Any, *, seed: int, name: str, shape: Shape, where: str):
 
 
 def brightness(step: Any, *, seed: int, name: str, shape: Shape, where: str):
-    from kspec.data.layers import RandomBrightnessShift
+    from kspec.data.keras_layers import RandomBrightnessShift
 
     return RandomBrightnessShift(step.delta, seed=seed, name=name), shape
 
 
 def contrast(step: Any, *, seed: int, name: str, shape: Shape, where: str):
-    from kspec.data.layers import RandomContrastScale
+    from kspec.data.keras_layers import RandomContrastScale
 
     return RandomContrastScale(step.factor, seed=seed, name=name), shape

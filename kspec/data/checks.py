@@ -14,11 +14,8 @@ import numpy as np
 from kspec.data.split import Data, Split
 from kspec.errors import DataError
 
-_SPARSE = {"sparse_categorical_crossentropy", "sparse_categorical_cross_entropy"}
-_BINARY = {"binary_crossentropy", "binary_focal_crossentropy", "hinge", "squared_hinge"}
 
-
-def _column(meta: dict, key: str, index: tuple[int, ...], n_inputs: int) -> str:
+def _column(meta: dict, key: str, index: tuple[int, ...]) -> str:
     """``column 'petal_width'`` for tables with known names, else the element index."""
     names = meta.get("feature_names")
     if isinstance(names, dict):
@@ -127,7 +124,7 @@ def _finite(arr: np.ndarray, what: str, where: str, meta: dict, key: str) -> Non
     bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
     count = int((~np.isfinite(arr)).sum())
     raise DataError(f"{where}: {what} has {count} non-finite value(s); {_row(meta, bad[0])}, "
-                    f"{_column(meta, key, bad, 1)} is {arr[bad].item()!r}")
+                    f"{_column(meta, key, bad)} is {arr[bad].item()!r}")
 
 
 def _where(source: str, name: str) -> str:
@@ -200,18 +197,24 @@ def check_inputs(spec: Any, splits: dict[str, Split], source: str) -> None:
                                 f"{list(shape)}{hint}")
 
 
-_PACKED = {"label_columns", "grouped"}
+def _judging_loss(ref: Any) -> Any:
+    """The registry entry of the loss that judges the labels (None when unknown); the
+    ``label_columns`` wrapper (tag ``packed_groups``) names the one inside.
 
+    What the labels must look like is read off the loss's registry tags: ``sparse`` (class
+    indices), ``binary`` (labels in [0, 1], or -1/0/1 with ``signed_labels``).
+    """
+    from kspec.errors import SpecError
+    from kspec.registry import LOSSES, load_builtins
 
-def _loss_name(loss: Any) -> str | None:
-    """The loss that judges the labels; the ``label_columns`` wrapper names the one inside."""
-    if isinstance(loss, dict):
-        if loss.get("type") in _PACKED:
-            return _loss_name(loss.get("loss", "binary_crossentropy"))
-        loss = loss.get("type")
-    if loss in _PACKED:
-        return "binary_crossentropy"  # label_columns's default wrapped loss
-    return loss if isinstance(loss, str) else None
+    load_builtins()
+    try:
+        entry, params = LOSSES.split_ref(ref, "")
+    except SpecError:
+        return None
+    if "packed_groups" in entry.tags:
+        return _judging_loss(params.get("loss", "binary_crossentropy"))
+    return entry
 
 
 def _prepacked(spec: Any) -> bool:
@@ -219,50 +222,50 @@ def _prepacked(spec: Any) -> bool:
 
     With ``data.groups`` the labels are checked before kspec packs them, so nothing is cut.
     """
+    from kspec.registry import LOSSES, load_builtins
+
+    load_builtins()
     loss = getattr(getattr(spec, "training", None), "loss", None)
     kind = loss.get("type") if isinstance(loss, dict) else loss
-    return kind in _PACKED and getattr(spec.data, "groups", None) is None
+    return (kind in LOSSES and "packed_groups" in LOSSES.get(kind).tags
+            and getattr(spec.data, "groups", None) is None)
 
 
-def _outputs(spec: Any) -> list[tuple[str, str | None, int | None]]:
-    """``(output_name, loss_name, units_of_its_last_layer)`` for every model output."""
+def _outputs(spec: Any) -> list[tuple[str, Any, int | None]]:
+    """``(output_name, loss registry entry, units_of_its_last_layer)`` for every output."""
     model = spec.model
     loss = getattr(getattr(spec, "training", None), "loss", None)
     per_output = isinstance(loss, dict) and "type" not in loss
-    names = model.output_names() if hasattr(model, "output_names") else ["output"]
-    blocks = model.output_blocks() if getattr(model, "is_graph", False) else {}
     out = []
-    for name in names:
-        if blocks:
-            block = next((b for b in model.blocks if b.name == blocks.get(name)), None)
-            layers = getattr(block, "layers", None)
-        else:
-            layers = getattr(model, "layers", None)
-        units = getattr(layers[-1], "units", None) if layers else None
-        out.append((name, _loss_name(loss.get(name) if per_output else loss), units))
+    for name in model.output_names():
+        located = model.output_stack(name)
+        units = getattr(located[1][-1], "units", None) if located else None
+        out.append((name, _judging_loss(loss.get(name) if per_output else loss), units))
     return out
 
 
-def _check_one(y: np.ndarray, loss: str | None, classes: int | None, origin: str, where: str,
+def _check_one(y: np.ndarray, entry: Any, classes: int | None, origin: str, where: str,
                what: str, meta: dict) -> None:
+    tags = entry.tags if entry is not None else frozenset()
+    loss = entry.name if entry is not None else None
     if y.dtype.kind in "US":
         i, value = first_non_number(y)
         raise DataError(f"{where}: {what} holds text (dtype {y.dtype}); {_row(meta, i)} is "
                         f"{_show(value)}: give class indices 0..K-1 (np.unique(y, "
                         "return_inverse=True)[1]) or numbers, or use a CSV source, whose text "
                         "labels kspec encodes")
-    binary = classes is None and loss in _BINARY
+    binary = classes is None and "binary" in tags
     if (classes is None and not binary) or y.dtype == object:
         return
-    if classes is not None and loss not in _SPARSE and y.ndim == 2 and y.shape[1] > 1:
+    if classes is not None and "sparse" not in tags and y.ndim == 2 and y.shape[1] > 1:
         if y.shape[1] != classes:
             raise DataError(f"{where}: {what} has {y.shape[1]} one-hot columns (row 0) but "
                             f"{origin} say {classes} classes")
         return
     flat = y.reshape(len(y), -1)[:, 0]
     if binary:
-        outside = ((flat < 0) | (flat > 1) if loss.endswith("crossentropy")
-                   else ~np.isin(flat, (-1, 0, 1)))
+        outside = (~np.isin(flat, (-1, 0, 1)) if "signed_labels" in tags
+                   else (flat < 0) | (flat > 1))
         bad = np.flatnonzero(outside)
         if len(bad):
             raise DataError(f"{where}: {what} of {_row(meta, bad[0])} is "
@@ -315,9 +318,10 @@ def check_labels(spec: Any, splits: dict[str, Split], source: str, meta: dict) -
             names = meta.get("class_names")
             if declared is not None and len(outputs) == 1:
                 _check_one(y, loss, declared, "data.classes", where, what, meta)
-            elif loss in _SPARSE and units is not None:
+            elif loss is not None and "sparse" in loss.tags and units is not None:
                 _check_one(y, loss, units, "the model's output units", where, what, meta)
-            elif loss in _SPARSE and isinstance(names, list) and len(outputs) == 1:
+            elif (loss is not None and "sparse" in loss.tags and isinstance(names, list)
+                  and len(outputs) == 1):
                 # The model cannot tell (e.g. a custom head); the source declares classes.
                 _check_one(y, loss, len(names), "the source's class names", where, what, meta)
             else:

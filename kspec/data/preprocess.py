@@ -6,7 +6,7 @@ Augmentation layers follow; they are random only when the model runs in training
 
 Example:
     >>> from kspec import load_spec
-    >>> from kspec.data.sources import load_data
+    >>> from kspec.data.loading import load_data
     >>> spec = load_spec("specs/augmented_digits.yaml")
     >>> data = load_data(spec)
     >>> [layer.name for layer in input_layers(spec, data)["image"]][:3]
@@ -119,7 +119,7 @@ def _rescale(offset, scale, shift: float, shape: tuple[int, ...]) -> Fitted:
         return out
 
     def make(name: str):
-        from kspec.data.layers import Rescale
+        from kspec.data.keras_layers import Rescale
 
         layer = Rescale(stat_shape=shape, shift=shift, name=name)
         layer.set_statistics(offset, scale)
@@ -192,7 +192,7 @@ def fit_whiten(step: Any, x: np.ndarray, where: str) -> Fitted:
     back = np.linalg.pinv(matrix)
 
     def make(name: str):
-        from kspec.data.layers import Whitening
+        from kspec.data.keras_layers import Whitening
 
         layer = Whitening(features=d, components=matrix.shape[1], target_shape=target,
                           name=name)

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from kspec.exporter import layout, metadata
-from kspec.exporter.check import FOLD_TOLERANCE, TOLERANCES, ParityReport, compare, keras_predict
 from kspec.exporter.errors import ExportError
+from kspec.exporter.layout import MODEL_FILES
+from kspec.exporter.parity import FOLD_TOLERANCE, TOLERANCES, ParityReport, compare, keras_predict
 from kspec.exporter.signature import SIGNATURE_KEY, class_output_plan, describe_inputs
 
 FORMATS = ("savedmodel", "tflite", "keras")
-MODEL_FILES = {"tflite": "model.tflite", "keras": "model.keras"}
 
 
 @dataclass
@@ -150,7 +150,7 @@ def export(
         sample: input rows for the check (array, or dict by input name); default: the run's
             test split.
         samples: how many rows the check uses.
-        rtol, atol: check tolerance; default per format (see ``kspec.exporter.check``).
+        rtol, atol: check tolerance; default per format (see ``kspec.exporter.parity``).
 
     Returns:
         An :class:`ExportResult`.
@@ -166,8 +166,8 @@ def export(
         >>> result.path
         PosixPath('models/quickstart/1')
     """
+    from kspec.exporter.exportable import resolve, sample_inputs
     from kspec.exporter.fold import fold_batch_norm
-    from kspec.exporter.source import resolve, sample_inputs
     from kspec.rundir import library_versions
     from kspec.spec import to_yaml
 

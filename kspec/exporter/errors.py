@@ -18,7 +18,7 @@ class ParityError(ExportError):
     """The written model does not reproduce the Keras model; nothing was published.
 
     Attributes:
-        report: the :class:`kspec.exporter.check.ParityReport` that failed.
+        report: the :class:`kspec.exporter.parity.ParityReport` that failed.
     """
 
     def __init__(self, message: str, report: Any = None) -> None:

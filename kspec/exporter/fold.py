@@ -75,6 +75,8 @@ def _as_functional(model: Any):
 def _nodes_in(model: Any, layer: Any) -> list[Any]:
     """The calls of ``layer`` that belong to ``model``'s graph (a layer may be shared with
     other models, e.g. a clone made by an earlier fold)."""
+    # Private: which calls of a shared layer belong to this model is only known to the
+    # functional graph (checked against Keras 3.15: make_node_key, Functional._nodes).
     from keras.src.ops.function import make_node_key
 
     return [n for i, n in enumerate(layer._inbound_nodes)
@@ -87,7 +89,9 @@ def _plan(model: Any) -> tuple[dict[int, Any], list[tuple[str, str]]]:
 
     output_ids = {id(t) for t in model.outputs}
     consumers: dict[int, int] = {}
-    for op in model._operations:  # layers and functional ops such as keras.ops.add
+    # Private: Functional._operations also lists ops such as keras.ops.add, which
+    # model.layers leaves out (checked against Keras 3.15).
+    for op in model._operations:
         for node in _nodes_in(model, op):
             for t in node.input_tensors:
                 consumers[id(t)] = consumers.get(id(t), 0) + 1
@@ -97,6 +101,7 @@ def _plan(model: Any) -> tuple[dict[int, Any], list[tuple[str, str]]]:
         if isinstance(bn, keras.Model):  # e.g. a pretrained base in transfer learning
             skipped += [(f"{bn.name}/{inner.name}", f"inside the nested model {bn.name!r} "
                          "(only the top-level graph is folded)")
+                        # Private: every nested layer (Keras 3.15 has no public walk)
                         for inner in bn._flatten_layers(include_self=False)
                         if isinstance(inner, keras.layers.BatchNormalization)]
             continue
@@ -107,7 +112,7 @@ def _plan(model: Any) -> tuple[dict[int, Any], list[tuple[str, str]]]:
             skipped.append((bn.name, "the layer is used more than once"))
             continue
         (x,) = bn_nodes[0].input_tensors
-        prev = x._keras_history.operation
+        prev = x._keras_history.operation  # private: the producing layer (Keras 3.15)
         if not isinstance(prev, _foldable_classes()) or type(prev) not in _foldable_classes():
             skipped.append((bn.name, f"it follows {type(prev).__name__} {prev.name!r}, not a "
                             "Dense or Conv layer"))

@@ -26,6 +26,10 @@ from kspec.exporter.errors import ExportError, ExportWriteError
 TMP_PREFIX = ".tmp-kspec-"
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
+# The file a client loads from a version folder, per export format (a SavedModel is the
+# folder itself).
+MODEL_FILES = {"tflite": "model.tflite", "keras": "model.keras"}
+
 
 def check_name(name: str) -> str:
     """A model name usable as one directory (TF Serving's ``model_name``)."""

@@ -20,9 +20,9 @@ from kspec.data.checks import row_phrase
 from kspec.data.files import npz_array, open_npz, read_table
 from kspec.errors import DataError, first_line
 from kspec.exporter.errors import ExportError
-from kspec.exporter.layout import versions
+from kspec.exporter.exportable import numpy_dtype
+from kspec.exporter.layout import MODEL_FILES, versions
 from kspec.exporter.metadata import read_metadata, read_spec_yaml
-from kspec.exporter.source import numpy_dtype
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 
@@ -66,8 +66,9 @@ def _metadata(folder: Path) -> dict[str, Any]:
     """The export's ``kspec.json``, or what a run directory's ``meta.json`` knows (class
     names); a damaged file is named, not a traceback."""
     from kspec.exporter.metadata import ASSETS_DIR, METADATA_FILE
+    from kspec.rundir import RunDir
 
-    for file in (folder / ASSETS_DIR / METADATA_FILE, folder / "meta.json"):
+    for file in (folder / ASSETS_DIR / METADATA_FILE, RunDir(folder).meta_file):
         if not file.is_file():
             continue
         try:
@@ -103,7 +104,9 @@ def load_predictor(path: str | Path) -> Predictor:
         path = path / str(found[-1])
     folder = path if path.is_dir() else path.parent
     meta = _metadata(folder)
-    spec_file = folder / "spec.yaml"  # a run directory
+    from kspec.rundir import RunDir
+
+    spec_file = RunDir(folder).spec_file  # a run directory
     try:
         spec_text = read_spec_yaml(folder)
         if spec_text is None and spec_file.is_file():
@@ -115,7 +118,7 @@ def load_predictor(path: str | Path) -> Predictor:
         return _savedmodel(path, spec, meta)
     if path.suffix == ".tflite" or (path / "model.tflite").is_file():
         return _tflite(path if path.suffix == ".tflite" else path / "model.tflite", spec, meta)
-    file = path if path.suffix == ".keras" else path / "model.keras"
+    file = path if path.suffix == ".keras" else path / MODEL_FILES["keras"]
     if not file.is_file():
         raise ExportError(f"cannot load {path}: not a SavedModel, .tflite or .keras model")
     return _keras(file, spec, meta)
@@ -161,7 +164,7 @@ def _tflite(path: Path, spec, meta) -> Predictor:
 
 def _keras(path: Path, spec, meta) -> Predictor:
     from kspec.compiler.loading import load_model
-    from kspec.exporter.check import keras_predict
+    from kspec.exporter.parity import keras_predict
     from kspec.exporter.signature import describe_inputs
 
     model = load_model(path, compile=False)

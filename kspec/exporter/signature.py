@@ -58,6 +58,8 @@ def _output_layer(model: Any, name: str):
         tensor = output[name]
     else:
         tensor = dict(zip(model.output_names, model.outputs))[name]
+    # Private: Keras has no public way to walk a functional graph backwards from an output
+    # tensor (checked against Keras 3.15: KerasTensor._keras_history, Layer._inbound_nodes).
     layer = tensor._keras_history.operation
     while (isinstance(layer, keras.layers.Identity)
            or (isinstance(layer, keras.layers.Activation) and _activation_name(layer) == "linear")):

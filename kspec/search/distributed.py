@@ -79,6 +79,7 @@ def wait_for_chief(host: str, port: int, timeout: float) -> None:
 @contextlib.contextmanager
 def bounded_requests(seconds: float) -> Iterator[None]:
     """Every request of a worker's oracle client times out after ``seconds``."""
+    # Private: KerasTuner 1.4.8 hard-codes the client's timeout (an hour) in this module.
     from keras_tuner.src.distribute import oracle_client
 
     saved = oracle_client.TIMEOUT
@@ -101,6 +102,9 @@ def serve(oracle, host: str, port: int, *, workers: int | None, connect_timeout:
         TuneError: no worker within ``connect_timeout``, or the search not over in ``timeout``.
     """
     import grpc
+
+    # Private: KerasTuner 1.4.8 starts its chief only through a blocking, unbounded
+    # start_server(); serving with our own bounded loop needs its servicer and protos.
     from keras_tuner.src import protos
     from keras_tuner.src.distribute import oracle_chief
 

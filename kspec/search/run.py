@@ -97,7 +97,7 @@ def _prepare_project(project_dir: Path, plan: SearchPlan, resume: bool) -> None:
 def _load_data(plan: SearchPlan, data: Any):
     """The splits, loaded once per search, with labels as read (each trial derives its own
     targets: ``training.targets`` may be searched)."""
-    from kspec.data.sources import load_data
+    from kspec.data.loading import load_data
     from kspec.train.loop import for_loading
 
     return load_data(for_loading(plan.default), data)
@@ -227,6 +227,7 @@ def _tune(plan, data, role, tuner_id, host, port, workers, project_dir, resume, 
 def _quiet_failures(verbose: int) -> Iterator[None]:
     """KerasTuner prints the traceback of every failed trial (``config.DEBUG``); the reason
     is in the trial table, so print tracebacks only at ``verbose >= 2``."""
+    # Private: KerasTuner 1.4.8 exposes no public switch for its tracebacks.
     from keras_tuner.src import config
 
     saved = config.DEBUG
@@ -289,6 +290,7 @@ class _Finished:
     """The trials of a project read from disk (a worker has no oracle of its own)."""
 
     def __init__(self, project_dir: Path) -> None:
+        # Private: Trial.load is not exported by KerasTuner 1.4.8's public API.
         from keras_tuner.src.engine import trial as trial_module
 
         self.trials = {}

@@ -214,14 +214,7 @@ def translate_errors(exc: ValidationError, raw: Mapping[str, Any]) -> list[SpecE
         kind, ctx = err["type"], err.get("ctx") or {}
         inner = ctx.get("error")
         if isinstance(inner, RelativeSpecError):
-            e = inner.inner
-            err_obj = SpecError(
-                _join(path, e.path),
-                e.reason,
-                **({"value": e.value} if e.has_value else {}),
-                valid=e.valid,
-                hint=e.hint,
-            )
+            err_obj = inner.inner.under(path)
         elif kind == "union_tag_invalid":
             expected = re.findall(r"'([^']*)'", ctx.get("expected_tags", ""))
             valid = layer_names() if "_layer_tag" in ctx.get("discriminator", "") else expected
@@ -249,8 +242,7 @@ def translate_errors(exc: ValidationError, raw: Mapping[str, Any]) -> list[SpecE
         if key in grouped and kind not in ("missing",):
             prev = grouped[key]
             if err_obj.reason not in prev.reason:
-                prev.reason = f"{prev.reason} or {err_obj.reason}"
-                prev.args = (prev._render(),)
+                prev.reworded(f"{prev.reason} or {err_obj.reason}")
             continue
         grouped[key] = err_obj
     return list(grouped.values())

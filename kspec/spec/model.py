@@ -367,6 +367,27 @@ class ModelSpec(Strict):
                     for j, layer in enumerate(definition.layers)]
         return out
 
+    def output_stack(self, name: str) -> tuple[str, list[Any]] | None:
+        """The layer list that produces output ``name`` and its spec path, or None when the
+        output comes from a merge or a transfer base (its last layer is not in the spec).
+
+        Example:
+            >>> spec.model.output_stack("output")  # doctest: +SKIP
+            ('model.layers', [Flatten(...), Dense(...)])
+        """
+        if not self.is_graph:
+            return ("model.layers", list(self.layers)) if self.layers else None
+        block_name = self.output_blocks().get(name)
+        for j, block in enumerate(self.blocks):
+            if block.name != block_name:
+                continue
+            if block.layers:
+                return f"model.blocks[{j}].layers", list(block.layers)
+            if block.use and block.use in self.definitions:
+                return (f"model.definitions.{block.use}.layers",
+                        list(self.definitions[block.use].layers))
+        return None
+
     def base_names(self) -> list[str]:
         """Names of the layers that hold a transfer base (``base`` in the stack form)."""
         if self.is_graph:

@@ -144,14 +144,7 @@ def has_spaces(raw: Any) -> bool:
 def _body_errors(exc: ValidationError, body: Any, where: tuple[PathPart, ...]) -> list[SpecError]:
     from kspec.spec.loader import translate_errors
 
-    out = []
-    for e in translate_errors(exc, body if isinstance(body, dict) else {}):
-        rel = "" if e.path == "<spec>" else e.path
-        rel = rel if not rel or rel.startswith((".", "[")) else "." + rel
-        out.append(SpecError(format_path(where) + rel, e.reason,
-                             **({"value": e.value} if e.has_value else {}), valid=e.valid,
-                             hint=e.hint))
-    return out
+    return [e.under(where) for e in translate_errors(exc, body if isinstance(body, dict) else {})]
 
 
 def parse_spaces(raw: dict[str, Any], source: str = "<spec>") -> tuple[Any, list[Space]]:

@@ -69,8 +69,7 @@ def _check_schedule(value: Any) -> Any:
         try:
             registry.SCHEDULES.check(value["learning_rate"], "")
         except SpecError as e:
-            e.path = ".learning_rate" + e.path
-            raise RelativeSpecError(e) from None
+            raise RelativeSpecError(e.under(".learning_rate")) from None
     return value
 
 

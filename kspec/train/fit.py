@@ -79,7 +79,7 @@ class Run:
 
             lines += ["", *members_table(self.members, self.metrics)]
         lines.append("")
-        lines.append(f"model    {self.run_dir / 'model.keras'}")
+        lines.append(f"model    {RunDir(self.run_dir).model_file}")
         return "\n".join(lines)
 
 

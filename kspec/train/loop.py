@@ -58,7 +58,7 @@ class Trained:
 def load_training_data(spec: Spec, data: Any = None) -> Any:
     """The spec's data (or ``data`` from the Python API), split and checked, with one target
     per output derived as ``training.targets`` says."""
-    from kspec.data.sources import load_data
+    from kspec.data.loading import load_data
     from kspec.train.targets import apply_targets
 
     return apply_targets(spec, load_data(for_loading(spec), data))

@@ -85,9 +85,7 @@ def apply_targets(spec: Any, data: Any) -> Any:
 
 def _check_labels(spec: Any, splits: dict, data: Any) -> None:
     """The data module's label check (range against the loss), on the derived targets."""
-    try:
-        from kspec.data.checks import check_labels
-    except ImportError:  # an older data module without label checks
-        return
+    from kspec.data.checks import check_labels
+
     check_labels(spec, splits, f"{data.source} (targets derived per training.targets)",
                  data.meta)

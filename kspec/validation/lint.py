@@ -186,21 +186,6 @@ def _stacks(model) -> Iterator[tuple[str, list]]:
             yield f"model.blocks[{j}].layers", list(block.layers)
 
 
-def _stack_of_output(model, name: str) -> tuple[str, list] | None:
-    if not getattr(model, "blocks", None):
-        return ("model.layers", list(model.layers)) if model.layers else None
-    block_name = model.output_blocks().get(name)
-    for j, block in enumerate(model.blocks):
-        if block.name != block_name:
-            continue
-        if block.layers:
-            return f"model.blocks[{j}].layers", list(block.layers)
-        if block.use and block.use in model.definitions:
-            layers = model.definitions[block.use].layers
-            return f"model.definitions.{block.use}.layers", list(layers)
-    return None  # a merge or transfer block: its range is not known here
-
-
 def _activation_of(ref: Any, path: str, units: int | None) -> _Act:
     if ref is None:
         return _Act("linear", path, {}, units)
@@ -243,7 +228,7 @@ def _output_acts(model) -> dict[str, _Act | None]:
     names = model.output_names() if hasattr(model, "output_names") else [model.output_name]
     out = {}
     for name in names:
-        located = _stack_of_output(model, name)
+        located = model.output_stack(name)
         out[name] = _final_activation(located[1], located[0]) if located else None
     return out
 

@@ -64,9 +64,7 @@ def _attribute(err: SpecError,
     if best is None:
         return None
     _, where, at = best
-    return SpecError(format_path(where) + err.path[len(at):], err.reason,
-                     **({"value": err.value} if err.has_value else {}), valid=err.valid,
-                     hint=err.hint)
+    return err.moved(format_path(where) + err.path[len(at):])
 
 
 def _show(space: Space, value: Any) -> str:

@@ -47,7 +47,7 @@ def _every_class_model():
         SubgroupAccuracyGap,
         with_uncertainty_weighting,
     )
-    from kspec.data import layers as L
+    from kspec.data import keras_layers as L
 
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -202,7 +202,7 @@ def test_load_model_takes_a_run_directory(every_class):
 @pytest.fixture(scope="module")
 def good_keras(tmp_path_factory):
     """A small valid .keras file with a kspec class in it."""
-    from kspec.data.layers import Rescale
+    from kspec.data.keras_layers import Rescale
 
     inp = keras.Input((3,), name="x")
     out = keras.layers.Dense(2, name="out")(Rescale(stat_shape=[], name="rescale")(inp))

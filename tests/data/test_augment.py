@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from kspec.data.loading import load_data
 from kspec.data.preprocess import input_layers
-from kspec.data.sources import load_data
 from kspec.errors import SpecError
 
 STEPS = [
@@ -60,7 +60,7 @@ def test_each_augmentation_is_random_in_training_only_and_round_trips(make_spec,
 
 
 def test_crop_takes_one_window_per_example():
-    from kspec.data.layers import RandomCrop
+    from kspec.data.keras_layers import RandomCrop
 
     x = np.random.default_rng(1).random((32, 8, 8, 2)).astype("float32")
     out = np.asarray(RandomCrop(5, 6, seed=0)(x, training=True))

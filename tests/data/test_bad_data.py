@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kspec.data.sources import load_data
+from kspec.data.loading import load_data
 from kspec.errors import DataError
 
 
@@ -123,7 +123,7 @@ def test_labels_of_each_output_are_checked_against_that_output(make_spec):
 
 
 def test_label_checked_against_the_class_names_of_the_source(make_spec, tmp_path):
-    import kspec.data.sources as sources
+    import kspec.data.loading as sources
 
     x, y = _xy()
     y[4] = 7

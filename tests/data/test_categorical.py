@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import kspec
+from kspec.data.loading import load_data
 from kspec.data.preprocess import input_layers
-from kspec.data.sources import load_data
 from kspec.errors import DataError, SpecError
 
 COLORS = ["red", "green", "blue"]

@@ -11,7 +11,7 @@ import pytest
 
 import kspec
 from kspec import SpecError, load_spec
-from kspec.data.sources import load_data
+from kspec.data.loading import load_data
 from kspec.errors import DataError
 
 FAIR = [{"type": "subgroup_accuracy", "group": 0, "num_groups": 3},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kspec.data.sources import load_data
+from kspec.data.loading import load_data
 from kspec.errors import DataError, SpecError
 
 

@@ -48,7 +48,7 @@ def test_each_kind_is_in_the_schema_and_resolves(kind, name):
 def _roundtrip(layer, tmp_path):
     import keras
 
-    import kspec.data.layers  # noqa: F401 - registers kspec's layers for safe-mode loading
+    import kspec.data.keras_layers  # noqa: F401 - registers kspec's layers for safe-mode loading
 
     inp = keras.Input((8, 8, 1))
     model = keras.Model(inp, layer(inp))

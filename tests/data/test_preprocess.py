@@ -7,8 +7,8 @@ import logging
 import numpy as np
 import pytest
 
+from kspec.data.loading import load_data
 from kspec.data.preprocess import input_layers
-from kspec.data.sources import load_data
 from kspec.errors import SpecError
 
 

@@ -177,7 +177,7 @@ def test_serving_needs_no_kspec_or_keras_code(trained_run, tmp_path):
     """The run's model uses kspec's own preprocessing layers; the SavedModel serves in a
     process that never imports kspec, and loads no Keras module beyond what TF imports."""
     kinds = {type(layer).__module__ for layer in trained_run.model.layers}
-    assert "kspec.data.layers" in kinds
+    assert "kspec.data.keras_layers" in kinds
     result = export(trained_run, tmp_path)
     x = trained_run.data.test.x["image"][:8].astype("float32")  # the signature's dtype
     np.save(tmp_path / "x.npy", x)

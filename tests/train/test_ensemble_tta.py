@@ -41,7 +41,7 @@ def test_an_ensemble_of_three_beats_its_average_member(tmp_path, tiny_spec):
 
 
 def test_bootstrap_samples_with_replacement(tiny_classification):
-    from kspec.data.sources import Split
+    from kspec.data.loading import Split
 
     x, y = tiny_classification
     split = Split({"features": x}, y)

@@ -3,7 +3,6 @@ and the sample of real inputs the parity check runs on."""
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,8 +11,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from kspec.compiler.loading import load_model
-from kspec.errors import DataError, SpecError, first_line
+from kspec.errors import DataError, SpecError
 from kspec.exporter.errors import ExportError
+from kspec.rundir import RunDir
 from kspec.spec import Spec
 from kspec.validation import load_spec
 
@@ -39,20 +39,6 @@ class Source:
     data: Any = None
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    """A run's JSON record (``{}`` when absent); a damaged one is named, not a traceback."""
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: cannot read the run's record ({type(e).__name__}: "
-                        f"{first_line(e)})") from e
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: expected a JSON object, found {type(data).__name__}")
-    return data
-
-
 def resolve(obj: Any, spec: Any = None) -> Source:
     """Turn what the user passed into a :class:`Source`.
 
@@ -63,23 +49,20 @@ def resolve(obj: Any, spec: Any = None) -> Source:
     """
     spec = load_spec(spec) if spec is not None and not isinstance(spec, Spec) else spec
     if hasattr(obj, "model") and hasattr(obj, "run_dir") and hasattr(obj, "spec"):  # a Run
-        meta = _read_json(Path(obj.run_dir) / "meta.json")
+        meta = RunDir(obj.run_dir).read_meta()
         return Source(obj.model, spec or obj.spec, dict(obj.metrics), meta, str(obj.run_dir),
                       getattr(obj, "data", None))
     if isinstance(obj, (str, Path)):
         path = Path(obj)
         if path.is_dir():
-            model_file = path / "model.keras"
-            if not model_file.is_file():
+            run = RunDir(path)
+            if not run.has_model():
                 raise ExportError(f"{path} is not a finished kspec run directory (no "
                                   "model.keras; did the run finish?)")
-            if spec is None and (path / "spec.yaml").is_file():
-                with warnings.catch_warnings():  # lint advice was shown when it trained
-                    warnings.simplefilter("ignore")
-                    spec = load_spec(path / "spec.yaml")
-            return Source(load_model(model_file, compile=False), spec,
-                          _read_json(path / "metrics.json"), _read_json(path / "meta.json"),
-                          str(path))
+            if spec is None and RunDir.is_run(path):
+                spec = run.read_spec()
+            return Source(load_model(run.model_file, compile=False), spec,
+                          run.read_metrics(strict=True), run.read_meta(strict=True), str(path))
         if path.suffix == ".keras" and path.is_file():
             return Source(load_model(path, compile=False), spec, origin=str(path))
         raise ExportError(f"cannot export {obj!r}: expected a run directory, a .keras file, "
@@ -138,7 +121,7 @@ def sample_inputs(source: Source, rows: int, sample: Any = None,
         return {k: v[:rows] for k, v in arrays.items()}, "given sample"
     data, origin = source.data, None
     if data is None and source.spec is not None and source.spec.data.source is not None:
-        from kspec.data.sources import load_data
+        from kspec.data.loading import load_data
 
         try:
             data = source.data = load_data(source.spec)  # kept: its meta has class names
