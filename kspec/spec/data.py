@@ -32,10 +32,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
 
 from kspec.errors import SpecError
-from kspec.spec.base import PositiveInt, RelativeSpecError, Strict
+from kspec.spec.base import PositiveInt, RelativeSpecError, Strict, _checker
 
 SPLIT_NAMES = ("train", "validation", "test")
 
@@ -68,7 +68,7 @@ class BundledSource(_Source):
     """A small real dataset that ships with kspec (see `kspec components datasets`)."""
 
     type: Literal["bundled"]
-    name: str
+    name: Annotated[str, AfterValidator(_checker("datasets"))]
 
 
 class NpzSource(_Source):

@@ -6,13 +6,14 @@ Also the top-level ``ensemble`` section (K members of one spec, averaged into on
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from kspec import registry
 from kspec.errors import SpecError
 from kspec.spec.base import (
+    MAX_SEED,
     LossRef,
     MetricRef,
     OptimizerRef,
@@ -201,7 +202,8 @@ class EnsembleSpec(Strict):
 
     members: int = Field(3, ge=2, le=64)
     bootstrap: bool = False
-    seeds: list[int] | None = Field(None, description="one seed per member (default: seed+k)")
+    seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] | None = Field(
+        None, description="one seed per member (default: seed+k)")
 
     @model_validator(mode="after")
     def _seed_count(self) -> "EnsembleSpec":
