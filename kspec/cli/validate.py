@@ -20,7 +20,7 @@ def run(args) -> int:
     import warnings
 
     from kspec.errors import SpecError
-    from kspec.validation import load_spec
+    from kspec.validation import load_spec, missing_files
 
     failed = 0
     for path in args.specs:
@@ -33,8 +33,9 @@ def run(args) -> int:
             text = str(e)
             print(text if text.startswith(path) else f"{path}: {text}", file=sys.stderr)
         else:
-            for w in caught:
-                if issubclass(w.category, UserWarning):  # SpecWarning, search-space notices
-                    print(f"{path}: warning: {w.message}", file=sys.stderr)
+            notes = [str(w.message) for w in caught
+                     if issubclass(w.category, UserWarning)]  # SpecWarning, space notices
+            for note in notes + missing_files(spec):
+                print(f"{path}: warning: {note}", file=sys.stderr)
             print(f"{path}: ok ({spec.name})")
     return 2 if failed else 0

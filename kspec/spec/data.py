@@ -30,12 +30,13 @@ a numeric input before the model's layers::
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal, Union
 
 from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
 
 from kspec.errors import SpecError
-from kspec.spec.base import PositiveInt, RelativeSpecError, Strict, _checker
+from kspec.spec.base import KERAS_NAME, PositiveInt, RelativeSpecError, Strict, _checker
 
 SPLIT_NAMES = ("train", "validation", "test")
 
@@ -448,6 +449,13 @@ class DataSpec(Strict):
                 ".categorical", f"the {self.source.type} source has no text columns to encode",
                 value=sorted(self.categorical), valid="a csv or dataframe source"))
         names = self.categorical_inputs()
+        for name, column in names.items():
+            if not re.match(KERAS_NAME, name):
+                where = "input" if self.categorical[column].input else ""
+                raise RelativeSpecError(SpecError(
+                    f".categorical.{column}" + (f".{where}" if where else ""),
+                    f"{name!r} cannot name a model input (Keras and TensorFlow refuse it)",
+                    valid="input: NAME with letters, digits, '_', '.' or '-'"))
         if len(names) != len(self.categorical):
             raise RelativeSpecError(SpecError(".categorical", "two categorical columns would "
                                               "become the same model input",

@@ -21,7 +21,7 @@ from kspec.errors import PathPart, SpecError, format_path
 MAX_DEPTH = 64
 """Mappings and lists nested deeper than this are refused (a real spec uses about 10)."""
 
-MAX_NODES = 100_000
+MAX_NODES = 20_000
 """Values in a spec once shared parts (YAML aliases) are copied in (a real spec has ~100)."""
 
 MAX_INT_DIGITS = 100

@@ -166,23 +166,55 @@ _TYPE_ERRORS = {"dict_type", "list_type", "model_type", "model_attributes_type",
                 "tuple_type", "set_type", "int_from_float"}
 
 
+def _first_branch(raw: Any, loc: tuple[Any, ...]) -> tuple[tuple, Any] | None:
+    """``(location of the union, member label)`` of the first union member in ``loc``."""
+    node = raw
+    for n, part in enumerate(loc):
+        if isinstance(node, dict) and isinstance(part, str) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            return tuple(loc[:n]), part
+    return None
+
+
 def _drop_other_branches(errors: list[dict], raw: Any) -> list[tuple[dict, list[PathPart]]]:
     """Errors with their user paths, less the union members the value was not meant for.
 
     ``metrics: [acuracy]`` fails as a list (unknown metric at ``metrics[0]``) and as a
     per-output mapping ("should be a valid dictionary" at ``metrics``); only the first is a
-    problem of the spec. A type error at a path is dropped when another error lies below
-    that path or is more than a type error at it.
+    problem of the spec. Of the members of a union, those whose errors reach deepest into
+    the value are kept (and of those, the ones with the fewest errors); then a type error at
+    a path is dropped when another error lies below that path or is more than a type error
+    at it.
     """
-    located = [(err, _walk(raw, err["loc"], missing=err["type"] == "missing"))
-               for err in errors]
+    located = [(err, _walk(raw, err["loc"], missing=err["type"] == "missing"),
+                _first_branch(raw, err["loc"])) for err in errors]
+    deepest: dict[tuple, int] = {}
+    for _, path, branch in located:
+        if branch is not None:
+            deepest[branch[0]] = max(deepest.get(branch[0], 0), len(path))
+    depth_of: dict[tuple, int] = {}
+    count_of: dict[tuple, int] = {}
+    for _, path, branch in located:
+        if branch is not None:
+            depth_of[branch] = max(depth_of.get(branch, 0), len(path))
+            count_of[branch] = count_of.get(branch, 0) + 1
+    fewest: dict[tuple, int] = {}  # among the deepest members, the fewest errors win
+    for branch, depth in depth_of.items():
+        if depth == deepest[branch[0]]:
+            fewest[branch[0]] = min(fewest.get(branch[0], count_of[branch]), count_of[branch])
+    located = [(err, path, branch) for err, path, branch in located
+               if branch is None or (depth_of[branch] == deepest[branch[0]]
+                                     and count_of[branch] == fewest[branch[0]])]
     keep = []
-    for err, path in located:
+    for err, path, _ in located:
         if err["type"] in _TYPE_ERRORS:
             n = len(path)
             if any((len(p) > n and p[:n] == path) or (p == path and e["type"] not in
                                                         _TYPE_ERRORS)
-                   for e, p in located if e is not err):
+                   for e, p, _ in located if e is not err):
                 continue
         keep.append((err, path))
     return keep

@@ -6,9 +6,9 @@ Also the top-level ``ensemble`` section (K members of one spec, averaged into on
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from kspec import registry
 from kspec.errors import SpecError
@@ -97,6 +97,15 @@ class NamePattern(Strict):
         return v
 
 
+def _trainable_form(value: Any) -> str:
+    """Which form of ``trainable`` was written, so that only its problems are reported."""
+    if isinstance(value, dict):
+        return "pattern" if "pattern" in value and "last" not in value else "last"
+    if isinstance(value, (LastN, NamePattern)):
+        return "last" if isinstance(value, LastN) else "pattern"
+    return "name"
+
+
 class Phase(Strict):
     """One stage of training: what is trainable, with which optimizer, for how many epochs.
 
@@ -106,7 +115,11 @@ class Phase(Strict):
     """
 
     name: str | None = None
-    trainable: Literal["all", "head"] | LastN | NamePattern = "all"
+    trainable: Annotated[
+        Union[Annotated[Literal["all", "head"], Tag("name")], Annotated[LastN, Tag("last")],
+              Annotated[NamePattern, Tag("pattern")]],
+        Discriminator(_trainable_form),
+    ] = "all"
     epochs: PositiveInt | None = Field(None, description="default: training.epochs")
     optimizer: OptimizerRef | None = Field(None, description="default: training.optimizer")
 
