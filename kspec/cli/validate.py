@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from kspec.cli.common import add_set_option
 
@@ -27,7 +28,7 @@ def run(args) -> int:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                spec = load_spec(path, args.overrides)
+                spec = load_spec(Path(path), args.overrides)  # a file, whatever its suffix
         except SpecError as e:
             failed += 1
             text = str(e)

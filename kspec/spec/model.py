@@ -392,14 +392,17 @@ class ModelSpec(Strict):
         return ["base"] if self.base is not None else []
 
     def layer_count(self) -> int:
-        """Layers the spec builds, repetitions included (transfer bases count one)."""
+        """Layers the spec builds, repetitions and residual additions included (a transfer
+        base counts one)."""
         if not self.is_graph:
             return len(self.layers) + (self.base is not None)
         total = 0
         for block in self.blocks:
             definition = self.definitions.get(block.use) if block.use else None
             layers = definition.layers if definition is not None else block.layers
-            total += block.repeat * max(len(layers), 1)
+            residual = block.residual if block.residual is not None else \
+                getattr(definition, "residual", False)
+            total += block.repeat * (max(len(layers), 1) + bool(residual))  # + the Add
         return total
 
     @model_validator(mode="after")

@@ -288,7 +288,8 @@ def read_file(path: str | os.PathLike, max_bytes: int | None = None) -> dict[str
     limit = _limit() if max_bytes is None else max_bytes
     try:
         if not path.is_file():
-            raise SpecError("<spec>", f"spec file not found: {source}", source=source)
+            what = "is not a regular file" if path.exists() else "not found"
+            raise SpecError("<spec>", f"spec file {what}: {source}", source=source)
         size = path.stat().st_size
         if size > limit:
             raise SpecError("<spec>", f"the file is {size:,} bytes; a spec may have "
