@@ -51,14 +51,20 @@ class Strict(BaseModel):
             "error": RelativeSpecError(SpecError(
                 f".{key}", f"unknown key {safe_repr(key)}", valid=names, hint=hints[key]))})
             for key in unknown]
+        found = []
         try:
             handler({k: v for k, v in data.items() if k not in unknown})
         except ValidationError as e:
             # `unitz: 3` makes `units` missing: one problem, reported once (with the hint).
-            errors += [_details(d) for d in e.errors()
-                       if not (d["type"] == "missing" and len(d["loc"]) == 1
-                               and d["loc"][0] in hints.values())]
-        raise ValidationError.from_exception_data(cls.__name__, errors)
+            found = [d for d in e.errors() if not (
+                d["type"] == "missing" and len(d["loc"]) == 1 and d["loc"][0] in hints.values())]
+        try:
+            raise ValidationError.from_exception_data(
+                cls.__name__, errors + [_details(d) for d in found])
+        except (KeyError, TypeError) as e:  # an error type pydantic cannot rebuild
+            raise ValidationError.from_exception_data(cls.__name__, errors + [
+                InitErrorDetails(type="value_error", loc=d["loc"], input=d["input"],
+                                 ctx={"error": ValueError(d["msg"])}) for d in found]) from e
 
 
 def _details(error: Any) -> InitErrorDetails:

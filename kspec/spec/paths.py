@@ -3,8 +3,9 @@
 ``kspec fit /elsewhere/spec.yaml`` reads ``path: data/x.npz`` as ``/elsewhere/data/x.npz``,
 as config tools do. The paths are made absolute when the file is read, so the resolved spec
 that a run records (``RUN/spec.yaml``) names the same files from any folder. A spec given as
-a dict or as YAML text has no folder: its relative paths stay relative to the current folder,
-and so do ``--set`` overrides (typed where the command runs).
+a dict or as YAML text has no folder: its relative paths are relative to the current folder,
+and so are ``--set`` overrides (typed where the command runs); ``kspec.load_spec`` makes
+those absolute against the current folder once the overrides are applied.
 
 Which values are paths: ``data.source.path`` (one path or one per named split) of ``npz``,
 ``csv`` and ``image_folder`` sources, ``data.source.data_dir`` of ``tfds``, and of every

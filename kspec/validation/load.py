@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 from kspec.errors import SpecError, SpecErrors, SpecWarning
 from kspec.spec.limits import check_tree
 from kspec.spec.loader import apply_overrides, check_schema, read_raw
-from kspec.spec.paths import file_paths
+from kspec.spec.paths import file_paths, relative_to
 from kspec.spec.root import Spec
 
 
@@ -56,6 +56,10 @@ def load_spec(source: Any, overrides: Mapping[str, Any] | Iterable[str] | None =
     raw, label = read_raw(source)
     if overrides:
         apply_overrides(raw, overrides)
+    # What is still relative (a dict's or a text's paths, --set values) is relative to the
+    # current folder; made absolute, the resolved spec a run records reads the same files
+    # from anywhere.
+    relative_to(raw, Path.cwd())
     return validate(raw, label)
 
 
@@ -63,16 +67,15 @@ def missing_files(spec: Spec) -> list[str]:
     """Warnings for the files and folders a spec reads that do not exist (yet).
 
     ``kspec validate`` prints them; they are warnings because the data may be written
-    later, or passed to ``kspec.fit(spec, data=...)`` instead. Relative paths of a spec
-    read from a file are already relative to its folder (:mod:`kspec.spec.paths`); others
-    are relative to the current folder.
+    later, or passed to ``kspec.fit(spec, data=...)`` instead. A loaded spec's paths are
+    absolute already (:mod:`kspec.spec.paths`).
 
     Example:
-        >>> spec = load_spec({"data": {"source": {"type": "npz", "path": "no/such.npz"}},
+        >>> spec = load_spec({"data": {"source": {"type": "npz", "path": "/no/such.npz"}},
         ...                   "model": {"layers": [{"type": "dense", "units": 1}]},
         ...                   "training": {"loss": "mse"}})
         >>> missing_files(spec)
-        ['data.source.path: file not found: no/such.npz']
+        ['data.source.path: file not found: /no/such.npz']
     """
     out = []
     for where, value, kind in file_paths(spec):

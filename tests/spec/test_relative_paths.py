@@ -73,17 +73,35 @@ def test_transfer_bases_paths_but_not_run_names(tmp_path):
     assert blocks[3]["base"]["weights"] == str(tmp_path / "w.weights.h5")
 
 
-def test_dicts_text_and_overrides_stay_relative_to_the_current_folder(tmp_path):
-    assert _source(kspec.load_spec(SPEC))["path"] == "data/x.npz"
-    assert _source(kspec.load_spec(yaml.safe_dump(SPEC)))["path"] == "data/x.npz"
-    spec = kspec.load_spec(_write(tmp_path, SPEC), ["data.source.path=here.npz"])
-    assert _source(spec)["path"] == "here.npz"  # typed where the command runs
+def test_dicts_text_and_overrides_are_relative_to_the_current_folder(tmp_path, monkeypatch):
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    assert _source(kspec.load_spec(SPEC))["path"] == str(here / "data" / "x.npz")
+    assert _source(kspec.load_spec(yaml.safe_dump(SPEC)))["path"] == str(here / "data/x.npz")
+    spec = kspec.load_spec(_write(tmp_path / "project", SPEC), ["data.source.path=in.npz"])
+    assert _source(spec)["path"] == str(here / "in.npz")  # typed where the command runs
+
+
+def test_a_run_of_a_dict_spec_records_where_its_data_was(tmp_path, monkeypatch):
+    x, y = _data()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    np.savez(tmp_path / "data" / "x.npz", x=x, y=y)
+    run = kspec.fit(SPEC, out=tmp_path / "runs")
+    monkeypatch.chdir(run.run_dir)  # the run's spec.yaml works from any folder
+    again = kspec.load_spec("spec.yaml")
+    assert again == run.spec and _source(again)["path"] == str(tmp_path / "data" / "x.npz")
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, size=60)
+    return (rng.normal(size=(60, 4)) + y[:, None]).astype("float32"), y
 
 
 def test_fit_from_another_folder_and_again_from_the_run(tmp_path, monkeypatch):
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 3, size=60)
-    x = (rng.normal(size=(60, 4)) + y[:, None]).astype("float32")
+    x, y = _data()
     project = tmp_path / "project"
     (project / "data").mkdir(parents=True)
     np.savez(project / "data" / "x.npz", x=x, y=y)
