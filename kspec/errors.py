@@ -29,21 +29,75 @@ def format_path(parts: Iterable[PathPart]) -> str:
     return out or "<spec>"
 
 
+def edit_distance(a: str, b: str) -> int:
+    """Edits between two names: insertions, deletions, substitutions and swaps of two
+    neighbouring letters, each counting 1 (optimal string alignment distance).
+
+    Example:
+        >>> edit_distance("adma", "adam"), edit_distance("adma", "adamax")
+        (1, 2)
+    """
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        row = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                row[j] = min(row[j], prev2[j - 2] + 1)
+        prev2, prev = prev, row
+    return prev[-1]
+
+
 def suggest(name: Any, valid: Iterable[str]) -> str | None:
-    """The closest valid name to ``name``, or None when nothing is close."""
-    if not isinstance(name, str):
+    """The closest valid name to ``name``, or None when nothing is close.
+
+    Typos rank by edit distance (a swapped pair of letters or a dropped letter counts one
+    edit, case ignored), so ``adma`` suggests ``adam`` rather than ``adamax``; names too far
+    apart for a typo fall back to difflib's similarity.
+
+    Example:
+        >>> suggest("adma", ["adam", "adamax", "sgd"])
+        'adam'
+    """
+    if not isinstance(name, str) or not name or len(name) > 200:
         return None
-    valid = list(valid)
+    valid = [v for v in valid if isinstance(v, str)]
+    allowed = 0 if len(name) <= 2 else 1 if len(name) <= 4 else 2 if len(name) <= 8 else 3
+    lowered = name.lower()
+    scored = []
+    for v in valid:
+        if abs(len(v) - len(name)) > allowed:
+            continue
+        d = edit_distance(lowered, v.lower())
+        if d <= allowed:
+            ratio = difflib.SequenceMatcher(None, name, v).ratio()
+            scored.append((d, -ratio, v))
+    if scored:
+        return min(scored)[2]
     matches = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
     if not matches:
-        lowered = {v.lower(): v for v in valid}
-        matches = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
-        matches = [lowered[m] for m in matches]
+        by_lower = {v.lower(): v for v in valid}
+        matches = difflib.get_close_matches(lowered, list(by_lower), n=1, cutoff=0.6)
+        matches = [by_lower[m] for m in matches]
     return matches[0] if matches else None
 
 
+def safe_repr(value: Any) -> str:
+    """``repr(value)`` that never fails: Python refuses to write integers of more than
+    4,300 digits (and a user's object may have a broken ``__repr__``)."""
+    try:
+        return repr(value)
+    except ValueError:
+        if isinstance(value, int):
+            return f"<an integer of about {int(value.bit_length() * 0.30103) + 1} digits>"
+        return f"<{type(value).__name__}>"
+    except Exception:  # noqa: BLE001 - a message must never fail to print
+        return f"<{type(value).__name__}>"
+
+
 def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
+    text = safe_repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -119,7 +173,7 @@ class SpecError(ValueError):
     def _render(self) -> str:
         where = f"{self.source}: " if self.source else ""
         msg = f"{where}{self.path}: {self.reason}"
-        if self.has_value and f"{self.value!r}" not in self.reason:
+        if self.has_value and safe_repr(self.value) not in self.reason:
             msg += f" (received: {_short(self.value)})"
         if self.hint:
             msg += f"; did you mean {self.hint!r}?"
@@ -139,7 +193,8 @@ class SpecError(ValueError):
         """An unknown registry name, with a did-you-mean and the valid names."""
         valid = sorted(valid)
         return cls(
-            path, f"unknown {kind} {name!r}", value=name, valid=valid, hint=suggest(name, valid)
+            path, f"unknown {kind} {_short(name)}", value=name, valid=valid,
+            hint=suggest(name, valid)
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from kspec.cli.common import add_set_option
 
@@ -20,21 +21,22 @@ def run(args) -> int:
     import warnings
 
     from kspec.errors import SpecError
-    from kspec.validation import load_spec
+    from kspec.validation import load_spec, missing_files
 
     failed = 0
     for path in args.specs:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                spec = load_spec(path, args.overrides)
+                spec = load_spec(Path(path), args.overrides)  # a file, whatever its suffix
         except SpecError as e:
             failed += 1
             text = str(e)
             print(text if text.startswith(path) else f"{path}: {text}", file=sys.stderr)
         else:
-            for w in caught:
-                if issubclass(w.category, UserWarning):  # SpecWarning, search-space notices
-                    print(f"{path}: warning: {w.message}", file=sys.stderr)
+            notes = [str(w.message) for w in caught
+                     if issubclass(w.category, UserWarning)]  # SpecWarning, space notices
+            for note in notes + missing_files(spec):
+                print(f"{path}: warning: {note}", file=sys.stderr)
             print(f"{path}: ok ({spec.name})")
     return 2 if failed else 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from kspec.compiler.size import charge
 from kspec.errors import SpecError
 
 
@@ -68,6 +69,7 @@ def _projection(x, target: tuple, path: str, what: str, name: str):
     if len(shape) != len(target):
         raise SpecError(path, f"{what}: cannot project an input of shape {shape} onto "
                         f"{target} (different ranks)")
+    charge(((shape[-1] or 1) + 1) * (target[-1] or 1), path)
     if len(shape) == 1:
         return keras.layers.Dense(target[-1], name=name)(x)
     strides = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from kspec.compiler.size import charge, layer_params
 from kspec.errors import SpecError, first_line
 from kspec.registry import ACTIVATIONS, INITIALIZERS, LAYERS, REGULARIZERS
 from kspec.spec import model as m
@@ -203,15 +204,16 @@ def activation(spec, x, path, name):
 def build_layer(spec, x, path: str, name: str):
     """Apply one layer spec to ``x``; Keras errors come back as SpecErrors with ``path``."""
     entry = LAYERS.get(spec.type, f"{path}.type")
+    charge(layer_params(spec, tuple(getattr(x, "shape", ()) or ())), path)
     try:
         if "builtin" in entry.tags:
             y = entry.factory(spec, x, path, name)
         else:  # registered by a user: a Layer class or a factory returning one
             layer = entry.factory(**spec.params, name=name)
             y = layer(x)
-    except SpecError:
+    except (SpecError, RecursionError, MemoryError):
         raise
-    except (ValueError, TypeError) as e:
+    except Exception as e:  # noqa: BLE001 - Keras and TF raise many types; name the layer
         shape = tuple(getattr(x, "shape", ()) or ())
         raise SpecError(
             path, f"cannot apply {spec.type} layer to an input of shape {shape}: "

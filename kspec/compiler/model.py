@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from kspec import registry
-from kspec.errors import SpecError
+from kspec.compiler.size import param_budget
+from kspec.errors import SpecError, first_line
 from kspec.spec import Spec
 from kspec.validation import load_spec
 
@@ -16,10 +17,14 @@ InputLayers = Mapping[str, Sequence[Any]]
 
 
 def set_seed(seed: int) -> None:
-    """Seed Python, NumPy and the backend so that weights and shuffles repeat."""
+    """Seed Python, NumPy and the backend so that weights and shuffles repeat.
+
+    Seeds derived from the spec's (``seed + k`` of ensemble members and search executions)
+    may pass 2**32 - 1, which NumPy refuses; they wrap around instead.
+    """
     import keras
 
-    keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(seed % 2**32)
 
 
 def input_shapes(spec: Spec, inferred: Mapping[str, Sequence[int | None]] | None = None):
@@ -68,12 +73,23 @@ def build_model(
         >>> model.output_names
         ['output']
     """
-    import keras
 
     spec = spec if isinstance(spec, Spec) else load_spec(spec)
     registry.load_builtins()
     if seed:
         set_seed(spec.seed)
+    try:
+        with param_budget(spec.model.max_params):
+            return _build(spec, shapes, input_layers)
+    except RecursionError as e:  # Keras walks a functional graph recursively
+        raise SpecError("model", f"the model is too deep for Keras to build ({first_line(e)})",
+                        valid="fewer layers in a chain (Keras handles several hundred)") from e
+
+
+def _build(spec: Spec, shapes: Mapping[str, Sequence[int | None]] | None,
+           input_layers: InputLayers | None):
+    import keras
+
     from kspec.compiler.layers import build_layer
 
     resolved = input_shapes(spec, shapes)
@@ -98,7 +114,7 @@ def build_model(
                                outputs=outputs[0] if len(outputs) == 1 else outputs,
                                name=spec.name)
         except ValueError as e:  # e.g. two layers with one name
-            raise SpecError("model", f"cannot assemble the graph: {e}") from e
+            raise SpecError("model", f"cannot assemble the graph: {first_line(e)}") from e
     (x,) = tensors.values()
     if spec.model.base is not None:
         from kspec.compiler.transfer import build_base
@@ -111,4 +127,7 @@ def build_model(
         if is_last and layer_spec.name is None:
             lname = spec.model.output_name
         x = build_layer(layer_spec, x, f"model.layers[{i}]", lname)
-    return keras.Model(inputs=model_inputs, outputs=x, name=spec.name)
+    try:
+        return keras.Model(inputs=model_inputs, outputs=x, name=spec.name)
+    except ValueError as e:  # e.g. a layer named like the input
+        raise SpecError("model", f"cannot assemble the model: {first_line(e)}") from e

@@ -30,13 +30,21 @@ a numeric input before the model's layers::
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, ClassVar, Literal, Union
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
 
 from kspec.errors import SpecError
 from kspec.registry import AUGMENTATIONS, PREPROCESSING, SOURCES
-from kspec.spec.base import PositiveInt, RelativeSpecError, Strict, registry_union
+from kspec.spec.base import (
+    KERAS_NAME,
+    PositiveInt,
+    RelativeSpecError,
+    Strict,
+    _checker,
+    registry_union,
+)
 
 SPLIT_NAMES = ("train", "validation", "test")
 
@@ -66,6 +74,10 @@ class _Source(Strict):
     groups_from: ClassVar[tuple[str, ...]] = ()
     # Whether the source has text columns that `data.categorical` can encode.
     text_columns: ClassVar[bool] = False
+    # Fields that hold paths (one path, or one per named split) and whether each names a
+    # file or a folder: relative paths in a spec file are read from the file's folder and
+    # `kspec validate` warns about missing ones (kspec.spec.paths).
+    path_fields: ClassVar[dict[str, str]] = {}
 
     @field_validator("path", "split", check_fields=False)
     @classmethod
@@ -82,7 +94,7 @@ class BundledSource(_Source):
     groups_from = ("feature",)
 
     type: Literal["bundled"]
-    name: str
+    name: Annotated[str, AfterValidator(_checker("datasets"))]
 
 
 @SOURCES.schema("npz", "kspec.data.tables:read_npz")
@@ -92,6 +104,7 @@ class NpzSource(_Source):
     example: ClassVar[dict] = {"type": "npz", "path": "data/train.npz"}
 
     groups_from = ("array", "feature")
+    path_fields = {"path": "file"}
 
     type: Literal["npz"]
     path: PathOrSplits
@@ -109,6 +122,7 @@ class CsvSource(_Source):
 
     groups_from = ("column", "feature")
     text_columns = True
+    path_fields = {"path": "file"}
 
     type: Literal["csv"]
     path: PathOrSplits
@@ -148,6 +162,8 @@ class ImageFolderSource(_Source):
     example: ClassVar[dict] = {"type": "image_folder", "path": "bundled:digit_images",
                                "image_size": [8, 8], "color_mode": "grayscale"}
 
+    path_fields = {"path": "folder"}
+
     type: Literal["image_folder"]
     path: PathOrSplits
     image_size: list[PositiveInt] = Field(..., min_length=2, max_length=2,
@@ -163,6 +179,8 @@ class TfdsSource(_Source):
 
     example: ClassVar[dict] = (
         {"type": "tfds", "name": "mnist", "data_dir": "~/tensorflow_datasets"})
+
+    path_fields = {"data_dir": "folder"}
 
     type: Literal["tfds"]
     name: str = Field(..., description="e.g. 'mnist' or 'mnist:3.0.1'")
@@ -516,6 +534,13 @@ class DataSpec(Strict):
                 ".categorical", f"the {self.source.type} source has no text columns to encode",
                 value=sorted(self.categorical), valid="a csv or dataframe source"))
         names = self.categorical_inputs()
+        for name, column in names.items():
+            if not re.match(KERAS_NAME, name):
+                where = "input" if self.categorical[column].input else ""
+                raise RelativeSpecError(SpecError(
+                    f".categorical.{column}" + (f".{where}" if where else ""),
+                    f"{name!r} cannot name a model input (Keras and TensorFlow refuse it)",
+                    valid="input: NAME with letters, digits, '_', '.' or '-'"))
         if len(names) != len(self.categorical):
             raise RelativeSpecError(SpecError(".categorical", "two categorical columns would "
                                               "become the same model input",

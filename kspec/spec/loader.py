@@ -7,7 +7,6 @@ spaces, then lint) is :func:`kspec.validation.load_spec`. Nothing here imports T
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import re
@@ -17,87 +16,43 @@ from typing import Any, Iterable, Mapping
 import yaml
 from pydantic import ValidationError
 
-from kspec.errors import PathPart, SpecError, SpecErrors, format_path, suggest
+from kspec.errors import PathPart, SpecError, SpecErrors, format_path, safe_repr, suggest
 from kspec.spec.base import RelativeSpecError
+from kspec.spec.limits import check_tree, unshared
+from kspec.spec.paths import relative_to
 from kspec.spec.root import Spec
+from kspec.spec.yaml_reader import parse_text, read_file, yaml_value
 
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """Safe YAML loader that refuses duplicate keys (YAML would keep the last silently)."""
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
-    seen: dict[Any, Any] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping",
-                node.start_mark,
-                f"found duplicate key {key!r}",
-                key_node.start_mark,
-            )
-        seen[key] = True
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
-)
-
-# YAML 1.1 (PyYAML) reads `1e-3` as a string; YAML 1.2 and JSON read it as a number, which
-# is what anyone writing a learning rate means. Resolve YAML 1.2 floats.
-_FLOAT_12 = re.compile(
-    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-    |[-+]?\.(?:inf|Inf|INF)
-    |\.(?:nan|NaN|NAN))$""",
-    re.X,
-)
-_UniqueKeyLoader.yaml_implicit_resolvers = {
-    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:float"]
-    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_UniqueKeyLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789.")
-)
-
-
-def yaml_value(text: str) -> Any:
-    """Parse one YAML value as specs do (``1e-3`` is a number)."""
-    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-
-
-def parse_text(text: str, source: str = "<string>") -> dict[str, Any]:
-    """Parse YAML (or JSON, which is YAML) into a mapping, safely."""
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as e:
-        raise SpecError("<spec>", f"not valid YAML/JSON: {e}", source=source) from e
-    if not isinstance(data, dict):
-        raise SpecError(
-            "<spec>", "a spec must be a mapping at the top level", value=data, source=source
-        )
-    return data
+__all__ = ["apply_overrides", "check_schema", "json_schema", "parse_key_path",
+           "parse_overrides", "parse_text", "read_raw", "to_yaml", "translate_errors",
+           "yaml_value"]
 
 
 def read_raw(source: Any) -> tuple[dict[str, Any], str]:
-    """The raw mapping of a spec and a label for messages (file name or ``<dict>``)."""
+    """The raw mapping of a spec and a label for messages (file name or ``<dict>``).
+
+    A file is read within bounds (:mod:`kspec.spec.yaml_reader`) and its relative paths are
+    made relative to the file's folder (:mod:`kspec.spec.paths`); a dict or YAML text keeps
+    them relative to the current folder. Every raw spec is checked for depth, size, cycles
+    and huge integers (:func:`kspec.spec.limits.check_tree`) and no two places of the copy
+    returned share a value.
+    """
     if isinstance(source, Spec):
         return source.to_dict(), "<spec>"
     if isinstance(source, Mapping):
-        return copy.deepcopy(dict(source)), "<dict>"
+        try:
+            check_tree(source)
+        except SpecError as e:
+            raise SpecErrors([e], source="<dict>") from None
+        return unshared(dict(source)), "<dict>"
     if isinstance(source, (str, os.PathLike)):
         text = str(source)
         looks_like_path = isinstance(source, os.PathLike) or (
             "\n" not in text and re.search(r"\.(ya?ml|json)$", text, re.I) is not None
         )
         if looks_like_path:
-            path = Path(text)
-            if not path.is_file():
-                raise SpecError("<spec>", f"spec file not found: {text}", source=text)
-            return parse_text(path.read_text(encoding="utf-8"), str(path)), str(path)
+            raw = read_file(text)
+            return relative_to(raw, Path(text).resolve().parent), str(text)
         return parse_text(text), "<string>"
     raise TypeError(f"a spec is a path, a YAML/JSON string, a dict or a Spec; got {type(source)}")
 
@@ -154,7 +109,8 @@ def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any] | Iterable
                 raise SpecError(format_path(parts), "no such list item", value=key)
         elif not isinstance(node, dict):
             raise SpecError(format_path(parts), "not a mapping", value=key)
-        node[last] = value
+        check_tree(value, root=tuple(parts))
+        node[last] = unshared(value)
     return raw
 
 
@@ -204,13 +160,89 @@ def _join(path: list[PathPart], rel: str) -> str:
     return (base + rel) if path else format_path(parse_key_path(rel.lstrip(".")))
 
 
+# Errors that only say a value has another type than one member of a union expects.
+_TYPE_ERRORS = {"dict_type", "list_type", "model_type", "model_attributes_type", "string_type",
+                "int_type", "float_type", "bool_type", "int_parsing", "float_parsing",
+                "bool_parsing", "literal_error", "none_required", "is_instance_of",
+                "tuple_type", "set_type", "int_from_float"}
+
+
+def _first_branch(raw: Any, loc: tuple[Any, ...]) -> tuple[tuple, Any] | None:
+    """``(location of the union, member label)`` of the first union member in ``loc``."""
+    node = raw
+    for n, part in enumerate(loc):
+        if isinstance(node, dict) and isinstance(part, str) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            return tuple(loc[:n]), part
+    return None
+
+
+def _drop_other_branches(errors: list[dict], raw: Any) -> list[tuple[dict, list[PathPart]]]:
+    """Errors with their user paths, less the union members the value was not meant for.
+
+    ``metrics: [acuracy]`` fails as a list (unknown metric at ``metrics[0]``) and as a
+    per-output mapping ("should be a valid dictionary" at ``metrics``); only the first is a
+    problem of the spec. Of the members of a union, those whose errors reach deepest into
+    the value are kept (and of those, the ones with the fewest errors); then a type error at
+    a path is dropped when another error lies below that path or is more than a type error
+    at it.
+    """
+    located = [(err, _walk(raw, err["loc"], missing=err["type"] == "missing"),
+                _first_branch(raw, err["loc"])) for err in errors]
+    deepest: dict[tuple, int] = {}
+    for _, path, branch in located:
+        if branch is not None:
+            deepest[branch[0]] = max(deepest.get(branch[0], 0), len(path))
+    depth_of: dict[tuple, int] = {}
+    count_of: dict[tuple, int] = {}
+    for _, path, branch in located:
+        if branch is not None:
+            depth_of[branch] = max(depth_of.get(branch, 0), len(path))
+            count_of[branch] = count_of.get(branch, 0) + 1
+    fewest: dict[tuple, int] = {}  # among the deepest members, the fewest errors win
+    for branch, depth in depth_of.items():
+        if depth == deepest[branch[0]]:
+            fewest[branch[0]] = min(fewest.get(branch[0], count_of[branch]), count_of[branch])
+    located = [(err, path, branch) for err, path, branch in located
+               if branch is None or (depth_of[branch] == deepest[branch[0]]
+                                     and count_of[branch] == fewest[branch[0]])]
+    keep = []
+    for err, path, _ in located:
+        if err["type"] in _TYPE_ERRORS:
+            n = len(path)
+            if any((len(p) > n and p[:n] == path) or (p == path and e["type"] not in
+                                                        _TYPE_ERRORS)
+                   for e, p, _ in located if e is not err):
+                continue
+        keep.append((err, path))
+    return keep
+
+
+def _pattern_phrases() -> dict[str, str]:
+    from kspec.spec.base import KERAS_NAME
+    from kspec.spec.model import _NAME
+    from kspec.spec.root import NAME
+
+    return {
+        KERAS_NAME: "a name Keras and TensorFlow accept: a letter, digit or '.', then "
+                    "letters, digits, '_', '.' or '-'; at most 128 characters (no '/' or spaces)",
+        _NAME: "an identifier: a letter, then letters, digits or '_'; at most 128 characters",
+        NAME: "1 to 100 letters, digits, '_', '.' or '-' (it names run folders)",
+    }
+
+
+_PATTERNS = _pattern_phrases()
+
+
 def translate_errors(exc: ValidationError, raw: Mapping[str, Any]) -> list[SpecError]:
     """Turn pydantic's errors into SpecErrors that name the path in the user's spec."""
-    from kspec.spec.model import layer_names
+    from kspec.spec.model import NOT_A_NAME, layer_names
 
     grouped: dict[str, SpecError] = {}
-    for err in exc.errors():
-        path = _walk(raw, err["loc"], missing=err["type"] == "missing")
+    for err, path in _drop_other_branches(exc.errors(), raw):
         kind, ctx = err["type"], err.get("ctx") or {}
         inner = ctx.get("error")
         if isinstance(inner, RelativeSpecError):
@@ -218,7 +250,13 @@ def translate_errors(exc: ValidationError, raw: Mapping[str, Any]) -> list[SpecE
         elif kind == "union_tag_invalid":
             expected = re.findall(r"'([^']*)'", ctx.get("expected_tags", ""))
             valid = layer_names() if "_layer_tag" in ctx.get("discriminator", "") else expected
-            err_obj = SpecError.unknown_name(_join(path, ".type"), "type", ctx.get("tag"), valid)
+            if ctx.get("tag") == NOT_A_NAME:
+                given = err["input"].get("type") if isinstance(err["input"], dict) else None
+                err_obj = SpecError(_join(path, ".type"), "a type is a name", value=given,
+                                    valid=valid)
+            else:
+                err_obj = SpecError.unknown_name(_join(path, ".type"), "type", ctx.get("tag"),
+                                                 valid)
         elif kind == "union_tag_not_found":
             valid = layer_names() if "_layer_tag" in ctx.get("discriminator", "") else None
             err_obj = SpecError(_join(path, ".type"), "missing 'type'", valid=valid)
@@ -229,10 +267,13 @@ def translate_errors(exc: ValidationError, raw: Mapping[str, Any]) -> list[SpecE
             valid = [a or b for a, b in expected]
             err_obj = SpecError(
                 format_path(path),
-                f"invalid value {err['input']!r}",
+                f"invalid value {safe_repr(err['input'])}",
                 valid=valid,
                 hint=suggest(err["input"], valid),
             )
+        elif kind == "string_pattern_mismatch" and ctx.get("pattern") in _PATTERNS:
+            err_obj = SpecError(format_path(path), "not a valid name", value=err["input"],
+                                valid=_PATTERNS[ctx["pattern"]])
         else:
             msg = err["msg"]
             msg = re.sub(r"^(Value error, |Assertion failed, )", "", msg)

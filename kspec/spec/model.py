@@ -14,6 +14,7 @@ from pydantic import Discriminator, Field, Tag, WithJsonSchema, field_validator,
 from kspec import registry
 from kspec.errors import SpecError
 from kspec.spec.base import (
+    KERAS_NAME,
     ActivationRef,
     InitializerRef,
     IntOrTuple,
@@ -28,7 +29,8 @@ from kspec.spec.transfer import APPLICATIONS, TransferBase  # noqa: F401 - re-ex
 
 
 class LayerBase(Strict):
-    name: str | None = Field(None, description="layer name in the Keras model (unique)")
+    name: str | None = Field(None, pattern=KERAS_NAME,
+                             description="layer name in the Keras model (unique)")
     trainable: bool = True
 
 
@@ -199,16 +201,21 @@ BUILTIN_LAYERS: dict[str, type[LayerBase]] = {
 }
 
 
+NOT_A_NAME = "<not a name>"
+
+
 def _layer_tag(value: Any) -> str | None:
     """Pick the layer model: a built-in type, ``custom`` for registered types, else the
     unknown name itself (the loader turns it into an "unknown layer type" error)."""
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    if not isinstance(kind, str):
+        # A list or mapping as a type (unhashable); the loader says "should be a name".
+        return None if kind is None else NOT_A_NAME
     if kind in BUILTIN_LAYERS:
         return kind
-    if isinstance(kind, str):
-        registry.load_builtins()
-        if kind in registry.LAYERS:
-            return "custom"
+    registry.load_builtins()
+    if kind in registry.LAYERS:
+        return "custom"
     return kind
 
 
@@ -228,14 +235,19 @@ Layer = Annotated[
 class Input(Strict):
     """A named model input."""
 
-    name: str = Field("features", description="input name; also the serving signature key")
+    name: str = Field("features", pattern=KERAS_NAME,
+                      description="input name; also the serving signature key")
     shape: Shape | None = Field(
         None, description="shape without the batch dimension; inferred from the data when absent"
     )
     dtype: Literal["float32", "float16", "int32", "int64", "string", "bool"] = "float32"
 
 
-_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# Block and output names are identifiers (they key losses and metrics) that TensorFlow
+# accepts as the start of a layer name (no leading underscore).
+_NAME = r"^[A-Za-z][A-Za-z0-9_]{0,127}$"
+MAX_REPEAT = 1000
+MAX_LAYERS = 2000
 MERGES = ("concatenate", "add", "multiply", "average", "maximum", "subtract")
 
 
@@ -270,7 +282,8 @@ class Block(Strict):
     axis: int = Field(-1, description="concatenation axis")
     layers: list[Layer] = Field(default_factory=list)
     use: str | None = Field(None, description="name of a block definition to apply")
-    repeat: PositiveInt = Field(1, description="apply the layers this many times (new weights)")
+    repeat: int = Field(1, gt=0, le=MAX_REPEAT,
+                        description="apply the layers this many times (new weights)")
     residual: bool | Literal["project"] | None = Field(
         None, description="add the input to the output of each repetition (default: the "
         "definition's setting)"
@@ -329,13 +342,18 @@ class ModelSpec(Strict):
     inputs: list[Input] = Field(default_factory=lambda: [Input()], min_length=1)
     base: TransferBase | None = Field(None, description="stack form: start from this model")
     layers: list[Layer] = Field(default_factory=list, description="stack form: the layers")
-    output_name: str = Field("output", description="name of the output (and its last layer)")
+    output_name: str = Field("output", pattern=KERAS_NAME,
+                             description="name of the output (and its last layer)")
     definitions: dict[str, BlockDef] = Field(
         default_factory=dict, description="graph form: reusable blocks by name")
     blocks: list[Block] = Field(default_factory=list, description="graph form: named blocks")
     outputs: list[Output] = Field(
         default_factory=list, description="graph form: named outputs (default: the last block, "
         "named output_name)")
+    max_params: int = Field(
+        100_000_000, gt=0, le=10**12, description="refuse to build a model whose layers hold "
+        "more parameters (counted from the shapes before any weight is allocated); raise it "
+        "for bigger models")
 
     @property
     def is_graph(self) -> bool:
@@ -394,8 +412,28 @@ class ModelSpec(Strict):
             return [b.name for b in self.blocks if b.base is not None]
         return ["base"] if self.base is not None else []
 
+    def layer_count(self) -> int:
+        """Layers the spec builds, repetitions and residual additions included (a transfer
+        base counts one)."""
+        if not self.is_graph:
+            return len(self.layers) + (self.base is not None)
+        total = 0
+        for block in self.blocks:
+            definition = self.definitions.get(block.use) if block.use else None
+            layers = definition.layers if definition is not None else block.layers
+            residual = block.residual if block.residual is not None else \
+                getattr(definition, "residual", False)
+            total += block.repeat * (max(len(layers), 1) + bool(residual))  # + the Add
+        return total
+
     @model_validator(mode="after")
     def _check(self) -> "ModelSpec":
+        count = self.layer_count()
+        if count > MAX_LAYERS:
+            raise RelativeSpecError(SpecError(
+                ".blocks" if self.is_graph else ".layers", f"the model would have {count:,} "
+                f"layers (repetitions included); kspec builds at most {MAX_LAYERS:,}",
+                valid="fewer layers or a smaller repeat"))
         if self.is_graph:
             from kspec.spec.graph import check_graph
 

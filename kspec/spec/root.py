@@ -6,22 +6,24 @@ from typing import Literal
 
 from pydantic import Field
 
-from kspec.spec.base import Strict
+from kspec.spec.base import MAX_SEED, Strict
 from kspec.spec.data import DataSpec
 from kspec.spec.model import ModelSpec
 from kspec.spec.search import SearchSpec
 from kspec.spec.training import EnsembleSpec, TrainingSpec
 
 FORMAT_VERSION = 1
+NAME = r"^[A-Za-z0-9_.-]{1,100}$"  # a spec's name names its run folders
 
 
 class Spec(Strict):
     """A kspec model spec: data, model and training, as plain data."""
 
     kspec: Literal[1] = Field(FORMAT_VERSION, description="spec format version")
-    name: str = Field("model", pattern=r"^[A-Za-z0-9_.-]+$", description="used in run names")
+    name: str = Field("model", pattern=NAME, description="used in run names")
     description: str = ""
-    seed: int = Field(42, ge=0, description="seeds weights, splits, shuffling and augmentation")
+    seed: int = Field(42, ge=0, le=MAX_SEED,
+                      description="seeds weights, splits, shuffling and augmentation")
     data: DataSpec = Field(default_factory=DataSpec)
     model: ModelSpec
     training: TrainingSpec

@@ -252,20 +252,28 @@ class SearchSpec(Strict):
         5, description="stop the search after this many failed trials in a row")
     distributed: DistributedOptions = Field(default_factory=DistributedOptions)
 
-    @model_validator(mode="before")
     @classmethod
-    def _tuner_by_name(cls, data: Any) -> Any:
+    def upgrade(cls, data: dict) -> dict:
         # `tuner: hyperband` names a tuner with its default options. Earlier specs gave the
         # options in sections named after the tuner (`hyperband: {factor: 2}`); they are
         # folded into the tuner they belong to (and dropped for any other tuner).
-        if not isinstance(data, dict):
-            return data
         data = dict(data)
         legacy = {k: data.pop(k) for k in ("hyperband", "bayesian") if k in data}
         tuner = data.get("tuner", "random")
         if isinstance(tuner, str):
             tuner = {"type": tuner}
-        if isinstance(tuner, dict) and isinstance(legacy.get(tuner.get("type")), dict):
+        kind = tuner.get("type") if isinstance(tuner, dict) else None
+        if isinstance(kind, str) and isinstance(legacy.get(kind), dict):
+            tuner = {**legacy[kind], **tuner}
+        data["tuner"] = tuner
+        return data
+        data = dict(data)
+        legacy = {k: data.pop(k) for k in ("hyperband", "bayesian") if k in data}
+        tuner = data.get("tuner", "random")
+        if isinstance(tuner, str):
+            tuner = {"type": tuner}
+        kind = tuner.get("type") if isinstance(tuner, dict) else None
+        if isinstance(kind, str) and isinstance(legacy.get(kind), dict):
             tuner = {**legacy[tuner["type"]], **tuner}
         data["tuner"] = tuner
         return data

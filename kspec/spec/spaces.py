@@ -234,7 +234,24 @@ def parse_spaces(raw: dict[str, Any], source: str = "<spec>") -> tuple[Any, list
     tree = walk(raw, (), ())
     if errors:
         raise SpecErrors(errors, source=source)
+    _check_size(spaces, source)
     return tree, spaces
+
+
+MAX_SPACE_VALUES = 1000
+"""Values the search spaces of one spec may offer (each is validated on its own)."""
+
+
+def _check_size(spaces: list[Space], source: str) -> None:
+    total = 0
+    for space in spaces:
+        total += len(space.candidates())
+        if total > MAX_SPACE_VALUES:
+            raise SpecErrors([SpecError(
+                space.path, f"the {len(spaces)} search spaces offer more than "
+                f"{MAX_SPACE_VALUES:,} values to check (every option, every bound)",
+                valid="fewer spaces or options; $int/$float ranges for long lists")],
+                source=source)
 
 
 Chooser = Callable[[Space], Any]

@@ -6,13 +6,14 @@ Also the top-level ``ensemble`` section (K members of one spec, averaged into on
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from kspec import registry
 from kspec.errors import SpecError
 from kspec.spec.base import (
+    MAX_SEED,
     LossRef,
     MetricRef,
     OptimizerRef,
@@ -95,6 +96,15 @@ class NamePattern(Strict):
         return v
 
 
+def _trainable_form(value: Any) -> str:
+    """Which form of ``trainable`` was written, so that only its problems are reported."""
+    if isinstance(value, dict):
+        return "pattern" if "pattern" in value and "last" not in value else "last"
+    if isinstance(value, (LastN, NamePattern)):
+        return "last" if isinstance(value, LastN) else "pattern"
+    return "name"
+
+
 class Phase(Strict):
     """One stage of training: what is trainable, with which optimizer, for how many epochs.
 
@@ -104,7 +114,11 @@ class Phase(Strict):
     """
 
     name: str | None = None
-    trainable: Literal["all", "head"] | LastN | NamePattern = "all"
+    trainable: Annotated[
+        Union[Annotated[Literal["all", "head"], Tag("name")], Annotated[LastN, Tag("last")],
+              Annotated[NamePattern, Tag("pattern")]],
+        Discriminator(_trainable_form),
+    ] = "all"
     epochs: PositiveInt | None = Field(None, description="default: training.epochs")
     optimizer: OptimizerRef | None = Field(None, description="default: training.optimizer")
 
@@ -200,7 +214,8 @@ class EnsembleSpec(Strict):
 
     members: int = Field(3, ge=2, le=64)
     bootstrap: bool = False
-    seeds: list[int] | None = Field(None, description="one seed per member (default: seed+k)")
+    seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] | None = Field(
+        None, description="one seed per member (default: seed+k)")
 
     @model_validator(mode="after")
     def _seed_count(self) -> "EnsembleSpec":

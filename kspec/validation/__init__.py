@@ -9,7 +9,8 @@ Example:
     'quickstart'
 """
 
-from kspec.validation.load import load_spec, validate
+from kspec.validation.load import load_spec, missing_files, validate
 from kspec.validation.spaces import SearchPlan, SearchSpaceNotice, load_search, raw_spec
 
-__all__ = ["SearchPlan", "SearchSpaceNotice", "load_search", "load_spec", "raw_spec", "validate"]
+__all__ = ["SearchPlan", "SearchSpaceNotice", "load_search", "load_spec", "missing_files",
+           "raw_spec", "validate"]

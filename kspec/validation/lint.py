@@ -132,7 +132,10 @@ def _check_groups(spec, outputs: dict, found: list[str]) -> None:
         raise SpecError("training.class_weight", "class weights read the class from the "
                         "targets, which data.groups packs with the group", value=t.class_weight,
                         valid="no class_weight with data.groups")
-    ref, path = next(iter(_losses(spec).values()))
+    losses = list(_losses(spec).values())
+    if not losses:  # `loss: {}` names no output; compiling says so with the outputs
+        return
+    ref, path = losses[0]
     loss = registry.LOSSES.split_ref(ref, path)[0]
     if "packed_groups" not in loss.tags:
         raise SpecError(path, f"data.groups packs each row's group into the targets, and "

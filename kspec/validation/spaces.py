@@ -15,10 +15,12 @@ import hashlib
 import json
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from kspec.errors import PathPart, SpecError, SpecErrors, format_path
 from kspec.spec.loader import apply_overrides, check_schema, read_raw
+from kspec.spec.paths import relative_to
 from kspec.spec.search import SearchSpec
 from kspec.spec.spaces import Space, default_choice, has_spaces, parse_spaces, resolve
 from kspec.validation.lint import lint_spec
@@ -213,6 +215,7 @@ def load_search(source: Any, overrides: Mapping[str, Any] | Iterable[str] | None
     raw, label = read_raw(source)
     if overrides:
         apply_overrides(raw, overrides)
+    relative_to(raw, Path.cwd())  # as load_spec: trials and best_spec.yaml name the same files
     tree, spaces = check_spaces(raw, label)
     # The default configuration goes through the loader, lint warnings included.
     return SearchPlan(raw, tree, spaces, validate(resolve(tree, default_choice), label), label)
