@@ -65,6 +65,9 @@ class Run:
             lines.append("weights  " + ", ".join(f"{k} {v:.3f}"
                                                 for k, v in self.task_weights.items())
                          + " (learned uncertainty weighting)")
+        from kspec.train.error_rates import error_line
+
+        lines += error_line(self.spec, self.metrics)
         names = sorted({k for split in self.metrics.values() for k in split})
         order = ("train", "validation", "test", "train_tta", "validation_tta", "test_tta")
         splits = [s for s in order if s in self.metrics]
@@ -114,8 +117,11 @@ def class_weights(spec: Spec, y) -> dict[int, float] | None:
 
 
 def _callbacks(spec: Spec, run_dir: Path, has_validation: bool, *,
-               csv: Path | None = None, backup: Path | None = None):
+               csv: Path | None = None, backup: Path | None = None, train: Any = None,
+               tag: str = ""):
     import keras
+
+    from kspec.train.diagnostics import diagnostics_callbacks, tensorboard_callback
 
     cb = spec.training.callbacks
     out = [keras.callbacks.CSVLogger(str(csv or run_dir / "history.csv"), append=True)]
@@ -147,7 +153,8 @@ def _callbacks(spec: Spec, run_dir: Path, has_validation: bool, *,
             monitor=monitor(rl.monitor, "training.callbacks.reduce_lr_on_plateau.monitor"),
             factor=rl.factor, patience=rl.patience, min_lr=rl.min_lr))
     if cb.tensorboard:
-        out.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard")))
+        out.append(tensorboard_callback(cb.tensorboard, run_dir))
+    out += diagnostics_callbacks(spec, run_dir, train, tag=tag)
     out.append(_NonFinite())
     return out
 
@@ -257,7 +264,8 @@ def train_model(model: Any, spec: Spec, train: Any, validation: Any, run_dir: Pa
 
     def fit_one(index: int, initial_epoch: int, epochs: int):
         backup = run_dir / "backup" / f"{tag or 'model'}_phase{index}"
-        cbs = _callbacks(spec, run_dir, val_ds is not None, csv=csv, backup=backup)
+        cbs = _callbacks(spec, run_dir, val_ds is not None, csv=csv, backup=backup,
+                         train=train, tag=tag)
         if hasattr(model, "task_weights"):
             cbs.insert(0, _TaskWeights())  # first, so the CSV and history see its logs
         cbs += list(callbacks or [])

@@ -36,3 +36,40 @@ def plot_history(history: Mapping[str, Sequence[float]], path: Path, title: str 
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_diagnostics(rows: Sequence[Mapping], path: Path, title: str = "") -> Path:
+    """Per-layer statistics over epochs (``diagnostics.csv`` rows): the gradient norm and
+    the activation std of each layer, both on a log scale (zeros are left out); PNG."""
+    import math
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    layers = list(dict.fromkeys(r["layer"] for r in rows))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    cmap = plt.get_cmap("viridis")
+    for i, name in enumerate(layers):
+        mine = [r for r in rows if r["layer"] == name]
+        color = cmap(i / max(1, len(layers) - 1))
+        for ax, key in zip(axes, ("grad_norm", "std")):
+            points = [(r["epoch"], r[key]) for r in mine
+                      if not math.isnan(r[key]) and r[key] > 0]
+            if points:
+                ax.plot(*zip(*points), marker="o", ms=3, color=color, label=name)
+    axes[0].set_title("gradient norm per layer")
+    axes[1].set_title("activation std per layer")
+    for ax in axes:
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch (0: at initialization)")
+        ax.grid(alpha=0.3)
+    if len(layers) <= 12:
+        axes[1].legend(fontsize=7, loc="best")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
