@@ -13,7 +13,8 @@ import importlib
 import sys
 
 # Sub-command modules, in the order `kspec --help` lists them.
-COMMANDS = ["validate", "fit", "tune", "summary", "schema", "components", "export", "predict"]
+COMMANDS = ["validate", "fit", "tune", "summary", "schema", "components", "export", "predict",
+            "diagnose", "report", "evaluate"]
 
 
 def _parser() -> argparse.ArgumentParser:
