@@ -1,5 +1,6 @@
 """Plots of the diagnostics (matplotlib, no display needed): per-layer statistics and the
-metric under each robustness transform."""
+metric under each robustness transform. Made with ``matplotlib.figure.Figure`` (never
+pyplot), so a notebook's backend and inline figures are left alone."""
 
 from __future__ import annotations
 
@@ -8,13 +9,10 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 
-def _pyplot():
-    import matplotlib
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=(width, height))
 
 
 def plot_layers(rows: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> Path:
@@ -24,10 +22,10 @@ def plot_layers(rows: Sequence[Mapping[str, Any]], path: Path, title: str = "") 
     Example:
         >>> plot_layers(diagnose("specs/quickstart.yaml").layers, Path("d.png"))  # doctest: +SKIP
     """
-    plt = _pyplot()
     names = [r["layer"] for r in rows]
     x = range(len(rows))
-    fig, axes = plt.subplots(1, 3, figsize=(max(9.0, 0.55 * len(rows) * 3), 3.6))
+    fig = _figure(max(9.0, 0.55 * len(rows) * 3), 3.6)
+    axes = fig.subplots(1, 3)
 
     def values(key):
         return [r[key] if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])
@@ -55,17 +53,16 @@ def plot_layers(rows: Sequence[Mapping[str, Any]], path: Path, title: str = "") 
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 
 def plot_robustness(rows: Sequence[Mapping[str, Any]], path: Path, metric: str,
                     title: str = "") -> Path:
     """The metric under each transform (the clean score first) with its drop; PNG."""
-    plt = _pyplot()
     names = [r["transform"] for r in rows]
     scores = [r["score"] for r in rows]
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.7 * len(rows) + 2), 3.6))
+    fig = _figure(max(5.0, 0.7 * len(rows) + 2), 3.6)
+    ax = fig.subplots()
     colors = ["tab:green" if r["transform"] == "clean" else "tab:blue" for r in rows]
     bars = ax.bar(range(len(rows)), scores, color=colors)
     for bar, r in zip(bars, rows):
@@ -80,5 +77,4 @@ def plot_robustness(rows: Sequence[Mapping[str, Any]], path: Path, metric: str,
     ax.set_title(title or f"{metric} under each transform (change from clean above bars)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

@@ -10,9 +10,11 @@ target) error:
   from different distributions).
 
 A gap counts when it exceeds ``tolerance`` (default: 0.01 for error rates, 10% of the
-reference error for losses). The recipe: with high avoidable bias, a bigger model, longer
-training or another architecture; with high variance, more data, regularization or
-augmentation; with a dev-test gap, dev and test from one distribution (or a bigger dev set).
+reference error for losses) and, for error rates on splits of known size, also twice its
+standard error (``sqrt(p(1-p)/n)`` per split): a gap of 5 rows in 300 is sampling noise.
+The recipe: with high avoidable bias, a bigger model, longer training or another
+architecture; with high variance, more data, regularization or augmentation; with a
+dev-test gap, dev and test from one distribution (or a bigger dev set).
 The bigger problem comes first.
 
 Example:
@@ -64,6 +66,8 @@ class Report:
     human_error: float | None
     tolerance: float
     gaps: dict[str, float] = field(default_factory=dict)
+    noise: dict[str, float] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     subgroups: Any = None
@@ -90,9 +94,14 @@ class Report:
         for label, key in (("avoidable bias", "bias"), ("variance", "variance"),
                            ("dev-test gap", "mismatch")):
             value = g.get(key)
+            shown = "-" if value is None else f"{value:+.4g}"
+            if self.noise.get(key):
+                shown += f" (noise +-{self.noise[key]:.2g})"
             flag = "   <- " + TITLES[key] if key in self.problems else ""
-            lines.append(f"  {label:<29}{'-' if value is None else f'{value:+.4g}'}{flag}")
-        lines.append(f"  (a gap counts above {self.tolerance:.3g})")
+            lines.append(f"  {label:<29}{shown}{flag}")
+        lines.append(f"  (a gap counts above {self.tolerance:.3g}"
+                     + (" and above its sampling noise, 2 standard errors)" if self.noise
+                        else ")"))
         lines.append("")
         lines += [f"note     {n}" for n in self.notes]
         if self.problems:
@@ -110,7 +119,8 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "run_dir": self.run_dir, "measure": self.measure,
                 "errors": self.errors, "human_error": self.human_error,
-                "tolerance": self.tolerance, "gaps": self.gaps, "problems": self.problems,
+                "tolerance": self.tolerance, "gaps": self.gaps, "noise": self.noise,
+                "rows": self.rows, "problems": self.problems,
                 "next_steps": self.next_steps, "notes": self.notes,
                 "subgroups": self.subgroups.as_dict() if self.subgroups is not None else None}
 
@@ -135,10 +145,13 @@ def bias_variance(run: Any, human_error: float | None = None, *,
     """
     if hasattr(run, "run_dir") and hasattr(run, "metrics"):
         name, run_dir, spec, metrics = run.spec.name, str(run.run_dir), run.spec, run.metrics
+        data = getattr(run, "data", None)
+        rows = {k: len(v) for k, v in data.splits().items()} if data is not None else {}
     else:
         parts = read_run(run)
         name, run_dir, spec, metrics = (parts.spec.name, str(parts.run_dir), parts.spec,
                                         parts.metrics)
+        rows = parts.meta.get("rows") or {}
     if not metrics:
         raise SpecError("run", f"{run_dir} has no metrics.json (did the run finish?)",
                         value=run_dir)
@@ -153,7 +166,8 @@ def bias_variance(run: Any, human_error: float | None = None, *,
     if tolerance is None:
         reference = human_error if human_error else abs(errors.get("train", 0.0))
         tolerance = RATE_TOLERANCE if rate else max(LOSS_TOLERANCE * reference, 1e-12)
-    report = Report(name, run_dir, measure, errors, human_error, float(tolerance))
+    report = Report(name, run_dir, measure, errors, human_error, float(tolerance),
+                    rows={k: int(v) for k, v in rows.items()})
     _analyse(report, rate)
     if subgroups and spec.data.groups is not None:
         from kspec.diagnose.fairness import subgroup_table
@@ -163,6 +177,7 @@ def bias_variance(run: Any, human_error: float | None = None, *,
 
 
 def _analyse(r: Report, rate: bool) -> None:
+    """The gaps, their sampling noise, and the problems that exceed both."""
     e, tol = r.errors, r.tolerance
     train, dev, test = e.get("train"), e.get("validation"), e.get("test")
     if train is not None:
@@ -175,10 +190,32 @@ def _analyse(r: Report, rate: bool) -> None:
                        "and the dev-test gap is unknown")
     if dev is not None and test is not None:
         r.gaps["mismatch"] = test - dev
+    if rate:
+        r.noise = _noise(e, r.rows, r.gaps)
     if r.gaps.get("bias", 0.0) < -tol:
         r.notes.append("the training error is below the human-level error: the model fits "
                        "the training set better than a human would, so progress on bias "
                        "gets harder; look at variance")
     size = {k: r.gaps.get(k, 0.0) for k in ("bias", "variance")}
     size["mismatch"] = abs(r.gaps.get("mismatch", 0.0))  # test better than dev is odd too
-    r.problems = sorted((k for k, v in size.items() if v > tol), key=lambda k: -size[k])
+    r.problems = sorted((k for k, v in size.items() if v > max(tol, r.noise.get(k, 0.0))),
+                        key=lambda k: -size[k])
+
+
+def _noise(errors: dict[str, float], rows: dict[str, int],
+           gaps: dict[str, float]) -> dict[str, float]:
+    """Two standard errors of each gap between error rates measured on ``rows`` rows."""
+    def var(split):
+        p, n = errors.get(split), rows.get(split)
+        return None if p is None or not n else p * (1 - p) / n
+
+    pairs = {"bias": ("train",), "variance": ("train", "validation"),
+             "mismatch": ("validation", "test")}
+    if "variance" in gaps and "validation" not in errors:
+        pairs["variance"] = ("train", "test")
+    out = {}
+    for gap, splits in pairs.items():
+        parts = [var(s) for s in splits]
+        if gap in gaps and all(v is not None for v in parts):
+            out[gap] = 2 * sum(parts) ** 0.5
+    return out

@@ -26,6 +26,7 @@ class RunParts:
     run_dir: Path
     spec: Spec
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
     model: Any = None
     data: Any = None
 
@@ -49,9 +50,11 @@ def read_run(run_dir: str | Path) -> RunParts:
     with warnings.catch_warnings():  # lint advice was shown when the run trained
         warnings.simplefilter("ignore")
         spec = load_spec(run_dir / "spec.yaml")
-    metrics_file = run_dir / "metrics.json"
-    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-    return RunParts(run_dir, spec, metrics)
+    def read(name: str) -> dict:
+        file = run_dir / name
+        return json.loads(file.read_text()) if file.is_file() else {}
+
+    return RunParts(run_dir, spec, read("metrics.json"), read("meta.json"))
 
 
 def load_data_for(spec: Spec, data: Any = None) -> Any:

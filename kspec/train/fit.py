@@ -368,7 +368,8 @@ def fit(spec: Any, data: Any = None, *, out: str | Path = "runs",
         shutil.rmtree(run_dir / "backup", ignore_errors=True)
     rundir.write_spec(run_dir, spec)
     meta = {"seed": spec.seed, "versions": rundir.library_versions(), "started": rundir.now(),
-            "status": "running", "data": loaded.source, "command": sys.argv[:1]}
+            "status": "running", "data": loaded.source, "command": sys.argv[:1],
+            "rows": {name: len(split) for name, split in loaded.splits().items()}}
     if bases:
         meta["bases"] = bases
     rundir.write_json(run_dir / "meta.json", meta)
