@@ -198,8 +198,9 @@ def _analyse(r: Report, rate: bool) -> None:
                        "gets harder; look at variance")
     size = {k: r.gaps.get(k, 0.0) for k in ("bias", "variance")}
     size["mismatch"] = abs(r.gaps.get("mismatch", 0.0))  # test better than dev is odd too
-    r.problems = sorted((k for k, v in size.items() if v > max(tol, r.noise.get(k, 0.0))),
-                        key=lambda k: -size[k])
+    # A gap equal to the tolerance does not count (1e-12: float rounding of 0.31 - 0.30).
+    r.problems = sorted((k for k, v in size.items()
+                         if v > max(tol, r.noise.get(k, 0.0)) + 1e-12), key=lambda k: -size[k])
 
 
 def _noise(errors: dict[str, float], rows: dict[str, int],

@@ -93,8 +93,13 @@ def probed_layers(model: Any) -> list[Any]:
     return out
 
 
+def _numpy(value: Any) -> np.ndarray:
+    """A variable's or tensor's values as a NumPy array."""
+    return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
+
+
 def _norm(arrays) -> float:
-    return float(math.sqrt(sum(float(np.sum(np.square(np.asarray(a, dtype="float64"))))
+    return float(math.sqrt(sum(float(np.sum(np.square(_numpy(a).astype("float64"))))
                                for a in arrays)))
 
 
@@ -103,11 +108,11 @@ def _identical_units(layer: Any) -> bool:
     kernel = getattr(layer, "kernel", None)
     if kernel is None or len(kernel.shape) < 2 or kernel.shape[-1] < 2:
         return False
-    w = np.asarray(kernel).reshape(-1, kernel.shape[-1])
+    w = _numpy(kernel).reshape(-1, kernel.shape[-1])
     same = bool(np.all(w == w[:, :1]))
     bias = getattr(layer, "bias", None)
     if same and bias is not None:
-        b = np.asarray(bias)
+        b = _numpy(bias)
         same = bool(np.all(b == b[0]))
     return same
 
@@ -172,10 +177,10 @@ class Probe:
         rows = []
         self.last_values = {}
         for layer, a, g in zip(self.layers, acts, grads):
-            rows.append(self._row(layer, np.asarray(a), g))
+            rows.append(self._row(layer, _numpy(a), g))
             if self.histograms:
                 self.last_values[layer.name] = {
-                    "activations": np.asarray(a).ravel(),
+                    "activations": _numpy(a).ravel(),
                     "gradients": np.concatenate([np.ravel(v) for v in g if v is not None])
                     if any(v is not None for v in g) else np.zeros(0)}
         return rows
@@ -333,7 +338,7 @@ def _callback_class():
             self._first_epoch = False
             if self._due(epoch + 1):
                 self._before = (int(self.model.optimizer.iterations.numpy()), {
-                    layer.name: [np.array(w) for w in layer.trainable_weights]
+                    layer.name: [_numpy(w).copy() for w in layer.trainable_weights]
                     for layer in self._probe.layers if layer.trainable_weights})
 
         def on_train_batch_end(self, batch, logs=None):
@@ -348,7 +353,7 @@ def _callback_class():
             for name, old in weights.items():
                 new = layers[name].trainable_weights
                 denom = _norm(old)
-                change = _norm([np.asarray(n) - o for n, o in zip(new, old)])
+                change = _norm([_numpy(n) - o for n, o in zip(new, old)])
                 # Several steps may run in one call (steps_per_execution): per step.
                 self._ratios[name] = change / steps / denom if denom > 0 else math.nan
 
