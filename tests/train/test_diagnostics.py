@@ -116,3 +116,18 @@ def test_probe_counts_dead_and_saturated_units_and_restores_state():
     assert set(rows) == {"hidden", "bn", "out"} and rows["bn"]["activation"] == ""
     for v, old in zip(model.non_trainable_variables, before):
         np.testing.assert_array_equal(v.numpy(), old)  # moving statistics untouched
+
+
+@pytest.mark.slow
+def test_bench_diagnostics_runs_small(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_diagnostics.py"
+    spec = importlib.util.spec_from_file_location("bench_diagnostics", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--rows", "600", "--epochs", "2", "--repeats", "1"])
+    out = capsys.readouterr().out
+    assert "diagnostics every epoch     / diagnostics off = " in out
+    assert "/ hand-written = " in out and "one probe pass (256 rows, 5 layers)" in out
