@@ -86,11 +86,23 @@ def probed_layers(model: Any) -> list[Any]:
         if not (layer.weights or activation_name(layer) is not None):
             continue
         try:
-            layer.output  # noqa: B018 - raises for layers used at several places
+            layer_output(layer)  # raises for layers used at several places
         except (AttributeError, ValueError):
             continue
         out.append(layer)
     return out
+
+
+def layer_output(layer: Any) -> Any:
+    """The symbolic output of ``layer`` where it is called in its model.
+
+    A nested model's own ``output`` property is the output of *its* graph (keras's
+    Functional overrides it), which a probe built on the outer model cannot reach; the
+    output of its first call, as for any other layer, is what the probe needs.
+    """
+    import keras
+
+    return keras.Operation.output.fget(layer)
 
 
 def _numpy(value: Any) -> np.ndarray:
@@ -137,7 +149,7 @@ class Probe:
         self.outputs = set(getattr(self.inner, "output_names", []) or [])
         plain = self.inner is model
         self._n_out = len(self.inner.outputs) if plain else 0
-        outs = [layer.output for layer in self.layers]
+        outs = [layer_output(layer) for layer in self.layers]
         if plain:
             outs += list(self.inner.outputs)
         self.net = keras.Model(self.inner.inputs, outs, name=f"{self.inner.name}_probe")

@@ -131,3 +131,20 @@ def test_bench_diagnostics_runs_small(capsys):
     out = capsys.readouterr().out
     assert "diagnostics every epoch     / diagnostics off = " in out
     assert "/ hand-written = " in out and "one probe pass (256 rows, 5 layers)" in out
+
+
+def test_a_nested_model_is_one_row():
+    # A transfer base or an ensemble member is a model inside the model: one row, and its
+    # output is the one of its call in the outer graph (not of its own graph).
+    keras.utils.set_random_seed(0)
+    base_in = keras.Input((4,), name="x")
+    base = keras.Model(base_in, keras.layers.Dense(5, activation="relu", name="b1")(base_in),
+                       name="base")
+    inputs = keras.Input((4,), name="x")
+    out = keras.layers.Dense(2, activation="softmax", name="out")(base(inputs))
+    model = keras.Model(inputs, out)
+    model.compile(loss="sparse_categorical_crossentropy")
+    x = {"x": np.random.default_rng(1).normal(size=(16, 4)).astype("float32")}
+    rows = {r["layer"]: r for r in Probe(model)(x, np.arange(16) % 2)}
+    assert list(rows) == ["base", "out"] and rows["base"]["units"] == 5
+    assert rows["base"]["grad_norm"] > 0 and rows["base"]["type"] == "Functional"
