@@ -78,7 +78,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=40_000)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="TensorFlow intra- and inter-op threads (0: TensorFlow's default); "
+                        "1 keeps a shared machine's contention from dominating the timings")
     args = parser.parse_args(argv)
+    if args.threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(args.rows, FEATURES)).astype("float32")
@@ -104,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     steps = -(-args.rows // BATCH)
     print(f"rows={args.rows} features={FEATURES} layers={DEPTH}x{WIDTH} batch={BATCH} "
           f"({steps} steps/epoch) epochs={args.epochs} repeats={args.repeats} "
-          f"keras={keras.__version__}")
+          f"threads={args.threads or 'default'} keras={keras.__version__}")
     for name, t in per_epoch.items():
         each = " ".join(f"{v * 1000:.0f}" for v in times[name])
         print(f"{name:34} {t * 1000:8.1f} ms/epoch  (each run: {each})")
