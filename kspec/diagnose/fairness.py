@@ -145,6 +145,11 @@ def subgroup_table(run: Any, split: str = "test") -> SubgroupTable:
 
     Raises:
         SpecError: the spec has no ``data.groups``, or the split does not exist.
+
+    Example:
+        >>> t = subgroup_table("runs/fairness_smiles-20261201-092454")  # doctest: +SKIP
+        >>> [(c["label"], c["group"], round(c["share"], 2)) for c in t.cells]  # doctest: +SKIP
+        [(0, 0, 0.45), (0, 1, 0.06), (1, 0, 0.47), (1, 1, 0.02)]
     """
     if hasattr(run, "model") and hasattr(run, "data") and run.data is not None:
         spec, model, data = run.spec, run.model, run.data

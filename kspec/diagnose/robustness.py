@@ -149,6 +149,11 @@ def evaluate_under(target: Any, transforms: str | Iterable[str], *, split: str =
     Raises:
         SpecError: an unknown transform, a split the data lacks, an image transform on a
             model without image inputs.
+
+    Example:
+        >>> r = evaluate_under("models/quickstart", ["flip", "noise=0.1"])  # doctest: +SKIP
+        >>> r.kind, [row["transform"] for row in r.rows]                    # doctest: +SKIP
+        ('savedmodel', ['clean', 'flip', 'noise=0.1'])
     """
     chosen = parse_transforms(transforms)
     spec, kind, label, predict, loaded = _load(target, data)

@@ -42,7 +42,12 @@ def plot_history(history: Mapping[str, Sequence[float]], path: Path, title: str 
 
 def plot_diagnostics(rows: Sequence[Mapping], path: Path, title: str = "") -> Path:
     """Per-layer statistics over epochs (``diagnostics.csv`` rows): the gradient norm and
-    the activation std of each layer, both on a log scale (zeros are left out); PNG."""
+    the activation std of each layer, both on a log scale (zeros are left out); PNG.
+
+    Example:
+        >>> plot_diagnostics(read_rows(run_dir / "diagnostics.csv"), run_dir / "d.png")
+        ...                                                          # doctest: +SKIP
+    """
     import math
 
     from matplotlib import colormaps
