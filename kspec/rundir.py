@@ -13,6 +13,8 @@ Layout::
       model.keras      the trained model (written atomically)
       checkpoint.keras the best model so far (training.callbacks.checkpoint)
       tensorboard/     TensorBoard logs (training.callbacks.tensorboard)
+      diagnostics.csv  per-layer statistics over training, and diagnostics.png
+                       (training.diagnostics)
       backup/          BackupAndRestore state while training (removed when a run finishes)
       error.log        the traceback of an unexpected failure (written by the CLI)
 
@@ -119,6 +121,21 @@ class RunDir:
     def history_csvs(self) -> list[Path]:
         """Every history CSV in the run (the model's and each member's)."""
         return sorted(self.path.glob("history*.csv"))
+
+    def diagnostics_csv(self, tag: str = "") -> Path:
+        """Per-layer statistics over training (``training.diagnostics``)."""
+        return self.path / (f"diagnostics_{tag}.csv" if tag else "diagnostics.csv")
+
+    def diagnostics_png(self, tag: str = "") -> Path:
+        return self.path / (f"diagnostics_{tag}.png" if tag else "diagnostics.png")
+
+    @property
+    def diagnose_png(self) -> Path:
+        """The per-layer figure ``kspec diagnose RUN`` draws of the trained model."""
+        return self.path / "diagnose.png"
+
+    def diagnostics_tensorboard_dir(self, tag: str = "") -> Path:
+        return self.tensorboard_dir / (f"diagnostics_{tag}" if tag else "diagnostics")
 
     def backup_dir(self, tag: str = "", phase: int = 0) -> Path:
         """BackupAndRestore state of one model (``tag``) in one training phase."""

@@ -85,7 +85,8 @@ def test_no_two_packages_import_each_other():
 
 
 RUN_FILES = ("spec.yaml", "meta.json", "metrics.json", "members.json", "history.csv",
-             "history.png", "model.keras", "checkpoint.keras", "error.log")
+             "history.png", "model.keras", "checkpoint.keras", "error.log", "diagnostics.csv",
+             "diagnostics.png", "diagnose.png")
 
 
 def test_only_the_run_directory_module_spells_a_run_directorys_file_names():

@@ -25,7 +25,7 @@ from pathlib import Path
 
 # Sub-command modules, in the order `kspec --help` lists them.
 COMMANDS = ["validate", "fit", "tune", "summary", "schema", "components", "export", "predict",
-            "serve"]
+            "serve", "diagnose", "report", "evaluate"]
 
 EXIT_UNEXPECTED = 3
 DEBUG_ENV = "KSPEC_DEBUG"

@@ -300,3 +300,79 @@ class BalancedAccuracy(keras.metrics.Metric):
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes,
                 "threshold": self.threshold}
+
+
+# Group-aware metrics read the packed group column themselves; every other metric on packed
+# targets is wrapped so that it sees the label columns only.
+GROUP_AWARE = (_GroupCounts, StatisticalParity)
+
+
+@keras.saving.register_keras_serializable(package="kspec")
+class LabelColumnsMetric(keras.metrics.Metric):
+    """A plain metric on packed ``(label, group)`` targets: drops the group column.
+
+    With ``data.groups`` the targets end with each row's group id (for the fairness
+    metrics); ``accuracy``, ``auc`` and the other plain metrics listed beside them are
+    wrapped in this class, so they score the label columns only. The wrapper takes the
+    wrapped metric's name, so the history says ``accuracy``, not ``label_columns_metric``.
+
+    Args:
+        metric: the wrapped metric (a ``keras.metrics.Metric`` or its serialized config).
+
+    Example:
+        >>> m = LabelColumnsMetric(keras.metrics.BinaryAccuracy())
+        >>> m.update_state([[1, 0], [1, 1], [0, 1]], [[0.9], [0.2], [0.1]])  # label, group
+        >>> round(float(m.result()), 4)
+        0.6667
+    """
+
+    def __init__(self, metric, name=None, dtype=None):
+        inner = metric if isinstance(metric, keras.metrics.Metric) else (
+            keras.metrics.deserialize(metric))
+        super().__init__(name=name or inner.name, dtype=dtype or inner.dtype)
+        self.metric = inner
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.convert_to_tensor(y_true)
+        return self.metric.update_state(y_true[..., :-1], y_pred, sample_weight=sample_weight)
+
+    def result(self):
+        return self.metric.result()
+
+    def reset_state(self):
+        self.metric.reset_state()
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype,
+                "metric": keras.metrics.serialize(self.metric)}
+
+
+def for_packed_targets(metric: Any, units: int | None, onehot: bool = False,
+                       from_logits: bool = False) -> Any:
+    """``metric`` as it should run on packed ``(label, group)`` targets.
+
+    Group-aware metrics are returned as they are; ``"accuracy"`` (which Keras resolves from
+    the loss) becomes the accuracy that fits the output: binary for one unit, categorical
+    for one-hot labels, sparse categorical otherwise; every other metric is wrapped in
+    :class:`LabelColumnsMetric`.
+
+    Example:
+        >>> for_packed_targets("accuracy", units=1).metric.__class__.__name__
+        'BinaryAccuracy'
+    """
+    if isinstance(metric, GROUP_AWARE):
+        return metric
+    if metric in ("accuracy", "acc"):
+        if units == 1:
+            metric = keras.metrics.BinaryAccuracy(name="accuracy",
+                                                  threshold=0.0 if from_logits else 0.5)
+        elif onehot:
+            metric = keras.metrics.CategoricalAccuracy(name="accuracy")
+        else:
+            metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    elif isinstance(metric, str):
+        metric = keras.metrics.get(metric)
+    if not isinstance(metric, keras.metrics.Metric):  # a plain function y_true, y_pred
+        metric = keras.metrics.MeanMetricWrapper(metric, name=getattr(metric, "__name__",
+                                                                      None))
+    return LabelColumnsMetric(metric)

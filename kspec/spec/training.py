@@ -51,13 +51,52 @@ class ReduceLROnPlateau(Strict):
     min_lr: float = Field(0.0, ge=0.0)
 
 
+class TensorBoard(Strict):
+    """TensorBoard logs in ``RUN/tensorboard`` (``tensorboard: true`` takes these defaults).
+
+    The keys are ``keras.callbacks.TensorBoard``'s; with ``training.diagnostics`` on, the
+    per-layer statistics are written there too (``RUN/tensorboard/diagnostics``).
+    """
+
+    histogram_freq: int = Field(
+        0, ge=0, description="epochs between weight histograms (0: none)")
+    update_freq: Literal["epoch", "batch"] | PositiveInt = Field(
+        "epoch", description="write losses and metrics every epoch, every batch, or every N "
+        "batches")
+    profile_batch: int | list[int] = Field(
+        0, description="batch to profile, or [first, last] batches (0: no profiling)")
+    write_graph: bool = Field(True, description="write the model graph")
+    write_images: bool = Field(False, description="write weights as images")
+    write_steps_per_second: bool = Field(False, description="log training steps per second")
+
+    @field_validator("profile_batch")
+    @classmethod
+    def _batches(cls, v: Any) -> Any:
+        ok = (v >= 0 if isinstance(v, int) else
+              len(v) == 2 and 0 < v[0] <= v[1])
+        if not ok:
+            raise ValueError("profile_batch is a batch number (0: off) or [first, last] with "
+                             f"0 < first <= last; received {v!r}")
+        return v
+
+
+def _on_or_options(options: type) -> Any:
+    """``true`` / ``false``, or a mapping of ``options``; only the matching form's errors
+    are reported (a mapping with a typo is not also told it "should be a boolean")."""
+    return Annotated[
+        Union[Annotated[bool, Tag("switch")], Annotated[options, Tag("options")]],
+        Discriminator(lambda v: "switch" if isinstance(v, bool) else "options"),
+    ]
+
+
 class Callbacks(Strict):
     """Callbacks; history is always written as CSV in the run directory."""
 
     early_stopping: EarlyStopping | None = None
     checkpoint: Checkpoint | None = None
     reduce_lr_on_plateau: ReduceLROnPlateau | None = None
-    tensorboard: bool = False
+    tensorboard: _on_or_options(TensorBoard) = Field(
+        False, description="true, or the TensorBoard callback's options")
     backup_and_restore: bool = Field(
         True, description="resume from the last finished epoch after a crash"
     )
@@ -165,6 +204,25 @@ class TTASpec(Strict):
         default_factory=lambda: ["test"], description="splits to evaluate with TTA")
 
 
+class Diagnostics(Strict):
+    """Per-layer statistics recorded while training (``diagnostics.csv`` in the run).
+
+    On a fixed probe (the first ``probe_batches`` x ``batch_size`` rows of the training
+    split) kspec records, per layer: activation mean and std, the fraction of dead
+    ReLU-family units and of saturated sigmoid/tanh values, the gradient norm of the
+    layer's weights with respect to the loss, the weight norm and the update-to-weight
+    ratio. See docs/diagnostics.md.
+    """
+
+    every: PositiveInt = Field(
+        1, description="epochs between records (the state at initialization is recorded too)")
+    probe_batches: PositiveInt = Field(2, description="batches in the probe")
+    batch_size: PositiveInt | None = Field(
+        None, description="rows per probe batch; default training.batch_size")
+    histograms: bool = Field(
+        True, description="with callbacks.tensorboard: activation and gradient histograms")
+
+
 class TrainingSpec(Strict):
     """How to train: optimizer, loss, metrics, batches, epochs and callbacks."""
 
@@ -203,6 +261,12 @@ class TrainingSpec(Strict):
         "fixed", description="multi-output: fixed loss_weights, or learned uncertainty "
         "weighting (Kendall & Cipolla)")
     tta: TTASpec | None = None
+    diagnostics: _on_or_options(Diagnostics) = Field(
+        False, description="record per-layer statistics while training: true, or "
+        "{every, probe_batches, batch_size, histograms} (docs/diagnostics.md)")
+    human_error: float | None = Field(
+        None, ge=0.0, description="human-level (or target) error for `kspec report`'s "
+        "avoidable bias: 1 - accuracy for classifiers, the loss's units otherwise")
 
 
 class EnsembleSpec(Strict):

@@ -98,6 +98,21 @@ def _uncertainty_compile(model: Any, spec: Spec, opt: Any) -> Any:
     return model
 
 
+def _beside_groups(metrics: Any, loss: Any, model: Any) -> Any:
+    """Plain metrics listed beside the fairness metrics see the labels without the group
+    column that ``data.groups`` packs into the targets (``label_columns`` loss)."""
+    from kspec.components.losses import LabelColumnsLoss
+    from kspec.components.metrics import for_packed_targets
+
+    if not isinstance(loss, LabelColumnsLoss) or not isinstance(metrics, list):
+        return metrics
+    inner = type(loss.loss).__name__
+    onehot = inner.startswith("Categorical") or inner == "KLDivergence"
+    logits = bool(getattr(loss.loss, "from_logits", False))
+    units = model.outputs[0].shape[-1]
+    return [for_packed_targets(m, units, onehot, logits) for m in metrics]
+
+
 def compile_model(model: Any, spec: Spec, *, optimizer: Any = None,
                   optimizer_path: str = "training.optimizer",
                   loss_weights: dict[str, float] | None = None) -> Any:
@@ -126,6 +141,7 @@ def compile_model(model: Any, spec: Spec, *, optimizer: Any = None,
         if missing:
             raise SpecError("training.loss", f"no loss for output(s) {missing}", valid=outputs)
     metrics = _per_output(t.metrics, _metrics, "training.metrics", outputs) if t.metrics else []
+    metrics = _beside_groups(metrics, loss, model)
     if t.loss_weights:
         for name in t.loss_weights:
             if name not in outputs:

@@ -63,6 +63,9 @@ class Run:
             lines.append("weights  " + ", ".join(f"{k} {v:.3f}"
                                                 for k, v in self.task_weights.items())
                          + " (learned uncertainty weighting)")
+        from kspec.train.error_rates import error_line
+
+        lines += error_line(self.spec, self.metrics)
         names = sorted({k for split in self.metrics.values() for k in split})
         order = ("train", "validation", "test", "train_tta", "validation_tta", "test_tta")
         splits = [s for s in order if s in self.metrics]
@@ -179,7 +182,8 @@ def fit(spec: Any, data: Any = None, *, out: str | Path = "runs",
         run.remove_backups()
     run.write_spec(spec)
     meta = {"seed": spec.seed, "versions": rundir.library_versions(), "started": rundir.now(),
-            "status": "running", "data": loaded.source, "command": sys.argv[:1]}
+            "status": "running", "data": loaded.source, "command": sys.argv[:1],
+            "rows": {name: len(split) for name, split in loaded.splits().items()}}
     if bases:
         meta["bases"] = bases
     if loaded.meta.get("class_names") is not None:  # kspec predict names the classes

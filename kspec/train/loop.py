@@ -147,7 +147,8 @@ def _monitor(name: str, path: str, has_validation: bool) -> str:
 
 
 def callbacks(spec: Spec, *, has_validation: bool, run: RunDir | None = None, tag: str = "",
-              phase: int = 0, weighted: bool = False, extra: Sequence[Any] = ()) -> list:
+              phase: int = 0, weighted: bool = False, extra: Sequence[Any] = (),
+              train_split: Any = None) -> list:
     """The Keras callbacks a spec asks for, in the order they must run.
 
     Args:
@@ -159,8 +160,11 @@ def callbacks(spec: Spec, *, has_validation: bool, run: RunDir | None = None, ta
         phase: the training phase (each has its own backup state).
         weighted: the model learns its task weights (log them every epoch).
         extra: callbacks of the caller (``kspec.fit(callbacks=...)``, KerasTuner's).
+        train_split: the training split (``training.diagnostics`` probes its first rows).
     """
     import keras
+
+    from kspec.train.diagnostics import diagnostics_callbacks, tensorboard_callback
 
     cb = spec.training.callbacks
     out: list = []
@@ -192,7 +196,9 @@ def callbacks(spec: Spec, *, has_validation: bool, run: RunDir | None = None, ta
                              has_validation),
             factor=rl.factor, patience=rl.patience, min_lr=rl.min_lr))
     if cb.tensorboard and run is not None:
-        out.append(keras.callbacks.TensorBoard(str(run.tensorboard_dir)))
+        out.append(tensorboard_callback(cb.tensorboard, run))
+    if run is not None:
+        out += diagnostics_callbacks(spec, run, train_split, tag=tag)
     search = spec.search
     if search is not None and search.early_stopping is not None and run is None:
         # The search section's early stopping shapes trials only, not `kspec fit`.
@@ -279,7 +285,7 @@ def train(model: Any, spec: Spec, data: Any, *, train_split: Any = None,
 
     def fit_one(index: int, first: int, last: int):
         cbs = callbacks(spec, has_validation=val_ds is not None, run=run, tag=tag, phase=index,
-                        weighted=weighted, extra=extra_callbacks)
+                        weighted=weighted, extra=extra_callbacks, train_split=split)
         history = model.fit(
             train_ds, validation_data=val_ds, initial_epoch=first, epochs=last,
             steps_per_epoch=t.steps_per_epoch, class_weight=weights, callbacks=cbs,

@@ -78,8 +78,9 @@ def _metric_refs(spec, output: str) -> list[tuple[Any, str]]:
 
 
 def _check_metrics(spec, outputs: dict[str, _Act | None]) -> None:
-    """Fairness metrics read the group from the last target column; everything else on
-    that output must know the column is there. Class counts must match the output."""
+    """Fairness metrics read the group from the last target column, so they need the loss
+    that expects it (plain metrics beside them are compiled to skip that column). Class
+    counts must match the output."""
     losses = _losses(spec)
     for out_name, (ref, path) in losses.items():
         loss = registry.LOSSES.split_ref(ref, path)[0]
@@ -91,12 +92,6 @@ def _check_metrics(spec, outputs: dict[str, _Act | None]) -> None:
                                 "last target column, but the loss does not expect that column",
                                 value=entry.name, valid=f"loss: {{type: label_columns, loss: "
                                 f"{loss.name}}} with targets from pack_groups(labels, groups)")
-            if packed and "packed_groups" not in entry.tags:
-                raise SpecError(mpath, f"{entry.name!r} would read the group column as part "
-                                "of the label (the targets are packed for label_columns)",
-                                value=entry.name,
-                                valid="subgroup_accuracy, subgroup_accuracy_gap, "
-                                "statistical_parity")
             _check_classes(entry, params, mpath, outputs.get(out_name))
             group, groups = params.get("group", 0), params.get("num_groups", 2)
             if isinstance(group, int) and isinstance(groups, int) and not 0 <= group < groups:
