@@ -81,7 +81,7 @@ TRAINING = {"optimizer": "adam", "loss": "sparse_categorical_crossentropy"}
 def export_models(out: Path) -> dict[str, np.ndarray]:
     """Export both models; return one request row per model."""
     import kspec
-    from kspec.build.model import build_model
+    from kspec.compiler.model import build_model
 
     rows = {}
     rng = np.random.default_rng(0)

@@ -19,6 +19,7 @@ from kspec.components.initializers import FixedKernel
 from kspec.components.losses import ContentLoss, LabelColumnsLoss, StyleLoss, gram_matrix
 from kspec.components.metrics import (
     BalancedAccuracy,
+    LabelColumnsMetric,
     PerClassAccuracy,
     StatisticalParity,
     SubgroupAccuracy,
@@ -33,7 +34,8 @@ from kspec.components.multitask import (
 )
 
 __all__ = [
-    "BalancedAccuracy", "ContentLoss", "FixedKernel", "LabelColumnsLoss", "Maxout",
+    "BalancedAccuracy", "ContentLoss", "FixedKernel", "LabelColumnsLoss", "LabelColumnsMetric",
+    "Maxout",
     "PerClassAccuracy", "StatisticalParity", "StyleLoss", "SubgroupAccuracy", "SubgroupAccuracyGap",
     "UncertaintyWeightedModel", "UncertaintyWeighting", "gram_matrix",
     "pack_groups", "uncertainty_weighted_total", "with_uncertainty_weighting",

@@ -39,6 +39,7 @@ def _every_class_model():
         ContentLoss,
         FixedKernel,
         LabelColumnsLoss,
+        LabelColumnsMetric,
         Maxout,
         PerClassAccuracy,
         StatisticalParity,
@@ -81,7 +82,8 @@ def _every_class_model():
         "flag": LabelColumnsLoss(keras.losses.BinaryCrossentropy()),
         "kind": keras.losses.SparseCategoricalCrossentropy()})
     model.compile(optimizer="adam", metrics={
-        "flag": [SubgroupAccuracy(group=1), SubgroupAccuracyGap(), StatisticalParity()],
+        "flag": [SubgroupAccuracy(group=1), SubgroupAccuracyGap(), StatisticalParity(),
+                 LabelColumnsMetric(keras.metrics.BinaryAccuracy())],
         "kind": [PerClassAccuracy(class_id=1), BalancedAccuracy(num_classes=3)]})
     x = {"image": rng.uniform(0, 16, size=(N, 8, 8, 1)).astype("float32"),
          "color": np.array([["red"], ["blue"], ["green"], ["pink"]] * (N // 4))}

@@ -13,18 +13,18 @@ import kspec
 from kspec.cli import main
 from kspec.diagnose import bias_variance
 from kspec.diagnose.report import STEPS
-from kspec.train import rundir
+from kspec.rundir import RunDir
 from kspec.train.error_rates import error_line, split_errors
 
 
 def fake_run(tmp_path, spec: dict, metrics: dict, rows: dict | None = None):
     """A finished run directory as kspec fit leaves it, without training anything."""
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    rundir.write_spec(run_dir, kspec.load_spec(spec))
-    rundir.write_json(run_dir / "metrics.json", metrics)
-    rundir.write_json(run_dir / "meta.json", {"status": "finished", "rows": rows or {}})
-    return run_dir
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.write_spec(kspec.load_spec(spec))
+    run.write_metrics(metrics)
+    run.write_meta({"status": "finished", "rows": rows or {}})
+    return run.path
 
 
 def test_arithmetic_matches_the_metrics(tmp_path, tiny_spec):

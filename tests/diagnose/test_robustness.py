@@ -101,7 +101,7 @@ def test_bad_transforms_say_why(text, message):
 
 
 def test_image_transforms_need_image_inputs(tiny_spec, tiny_classification):
-    from kspec.data.sources import load_data
+    from kspec.data.loading import load_data
 
     spec = kspec.load_spec(tiny_spec)
     data = load_data(spec, tiny_classification)

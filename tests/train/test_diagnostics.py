@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import kspec
+from kspec.rundir import RunDir
 from kspec.spec.training import TensorBoard
 from kspec.train.diagnostics import COLUMNS, Probe, read_rows, tensorboard_callback
 
@@ -71,12 +72,13 @@ def test_every_and_tensorboard_summaries(tmp_path, tiny_spec, tiny_classificatio
 
 
 def test_tensorboard_options_reach_the_callback(tmp_path):
+    run = RunDir(tmp_path)
     cb = tensorboard_callback(TensorBoard(histogram_freq=2, update_freq=5,
-                                          profile_batch=[2, 3], write_graph=False), tmp_path)
+                                          profile_batch=[2, 3], write_graph=False), run)
     assert isinstance(cb, keras.callbacks.TensorBoard)
     assert (cb.histogram_freq, cb.update_freq, cb.write_graph) == (2, 5, False)
     assert cb.log_dir == str(tmp_path / "tensorboard")
-    default = tensorboard_callback(True, tmp_path)  # `tensorboard: true` keeps working
+    default = tensorboard_callback(True, run)  # `tensorboard: true` keeps working
     assert (default.histogram_freq, default.update_freq) == (0, "epoch")
     spec = kspec.load_spec({"model": {"inputs": [{"name": "x", "shape": [2]}], "layers": [
         {"type": "dense", "units": 1}]}, "training": {"loss": "mse", "callbacks": {
