@@ -42,40 +42,9 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"  # load tests talk to this machine only
-MODELS = {
-    "mlp": {
-        "name": "mlp",
-        "model": {
-            "inputs": [{"name": "image", "shape": [8, 8, 1]}],
-            "layers": [
-                {"type": "flatten"},
-                {"type": "dense", "units": 256},
-                {"type": "batch_norm"},
-                {"type": "activation", "activation": "relu"},
-                {"type": "dropout", "rate": 0.2},
-                {"type": "dense", "units": 10, "activation": "softmax"},
-            ],
-        },
-    },
-    "convnet": {
-        "name": "convnet",
-        "model": {
-            "inputs": [{"name": "image", "shape": [32, 32, 3]}],
-            "layers": [
-                {"type": "conv2d", "filters": 32, "kernel_size": 3, "padding": "same"},
-                {"type": "batch_norm"},
-                {"type": "activation", "activation": "relu"},
-                {"type": "max_pool2d"},
-                {"type": "conv2d", "filters": 64, "kernel_size": 3, "padding": "same"},
-                {"type": "batch_norm"},
-                {"type": "activation", "activation": "relu"},
-                {"type": "global_avg_pool"},
-                {"type": "dense", "units": 10, "activation": "softmax"},
-            ],
-        },
-    },
-}
-TRAINING = {"optimizer": "adam", "loss": "sparse_categorical_crossentropy"}
+# The same two models as bench_serving.py (which times the signature in-process).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_serving import MODELS, TRAINING  # noqa: E402
 
 
 def export_models(out: Path) -> dict[str, np.ndarray]:

@@ -267,16 +267,6 @@ class SearchSpec(Strict):
             tuner = {**legacy[kind], **tuner}
         data["tuner"] = tuner
         return data
-        data = dict(data)
-        legacy = {k: data.pop(k) for k in ("hyperband", "bayesian") if k in data}
-        tuner = data.get("tuner", "random")
-        if isinstance(tuner, str):
-            tuner = {"type": tuner}
-        kind = tuner.get("type") if isinstance(tuner, dict) else None
-        if isinstance(kind, str) and isinstance(legacy.get(kind), dict):
-            tuner = {**legacy[tuner["type"]], **tuner}
-        data["tuner"] = tuner
-        return data
 
     @model_validator(mode="after")
     def _objective(self):
