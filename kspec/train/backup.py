@@ -53,7 +53,7 @@ from kspec.rundir import (
     disk_error,
     ensure_free,
     fsync_dir,
-    model_bytes,
+    model_file_bytes,
 )
 
 FORMAT = 1
@@ -354,8 +354,7 @@ def checkpoint_callback(path: Path, *, monitor: str, save_best_only: bool, mode:
                              mode=mode)
 
         def on_epoch_end(self, epoch, logs=None):
-            ensure_free(self.final.parent, int(model_bytes(self.model) * 1.1) + 256 * 1024,
-                        self.final)
+            ensure_free(self.final.parent, model_file_bytes(self.model), self.final)
             try:
                 super().on_epoch_end(epoch, logs)
                 if self.tmp.is_file():
