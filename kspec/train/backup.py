@@ -161,6 +161,10 @@ class Recorder:
                 path.unlink(missing_ok=True)
                 continue
             return state
+        if not files and any(self.run.backup_root.glob("*/latest.weights.h5")):
+            _say(f"warning: {self.run.backup_root} holds a backup of an older kspec (Keras's "
+                 "BackupAndRestore), which this one does not read; training starts again from "
+                 "its first epoch")
         return None
 
     def _repair_files(self) -> None:

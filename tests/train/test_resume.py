@@ -14,6 +14,8 @@ import pytest
 import kspec
 from kspec.rundir import RunDir
 
+pytestmark = pytest.mark.slow  # each test trains two or three runs
+
 
 class _Crash(keras.callbacks.Callback):
     """Raise at the end of ``epoch`` of the ``model``-th model trained (0: the first)."""
@@ -148,10 +150,10 @@ def test_a_phased_run_resumes_in_its_phase_and_keeps_a_model_per_phase(
 
 def test_an_ensemble_resumes_in_its_member_and_writes_a_mean_history(
         tmp_path, tiny_spec, tiny_classification):
-    spec = _spec(tiny_spec, epochs=3)
+    spec = _spec(tiny_spec, epochs=2)
     spec["ensemble"] = {"members": 2}
-    run = _crashed_run(tmp_path, spec, tiny_classification, _Crash(1, model=1))
-    assert _epochs(run, "member0") == [0, 1, 2] and _epochs(run, "member1") == [0, 1]
+    run = _crashed_run(tmp_path, spec, tiny_classification, _Crash(0, model=1))
+    assert _epochs(run, "member0") == [0, 1] and _epochs(run, "member1") == [0]
     resumed = kspec.fit(None, data=tiny_classification, resume=run.path)
     reference = kspec.fit(spec, data=tiny_classification, out=tmp_path / "reference")
     _same_weights(resumed.model, reference.model)
@@ -176,3 +178,25 @@ def test_early_stopping_decided_before_a_kill_holds_after_it(tmp_path, tiny_spec
     assert len(reference.history["loss"]) == 2
     _same_weights(resumed.model, reference.model)  # epoch 0's weights, restored
     assert json.loads((run.path / "meta.json").read_text())["epochs"] == 2
+
+
+def test_checkpoint_and_diagnostics_files_resume_without_gaps_or_repeats(
+        tmp_path, tiny_spec, tiny_classification):
+    spec = _spec(tiny_spec, epochs=4, diagnostics=True,
+                 callbacks={"checkpoint": {"monitor": "val_loss"}})
+    run = _crashed_run(tmp_path, spec, tiny_classification, _Crash(1))
+    # As if killed after the diagnostics of epoch 2 were appended but before its backup.
+    (run.backup_dir() / "epoch-000002.npz").unlink()
+    kspec.fit(None, data=tiny_classification, resume=run.path)
+    reference = kspec.fit(spec, data=tiny_classification, out=tmp_path / "reference")
+    ref = RunDir(reference.run_dir)
+    # The checkpoint's "best so far" survived the crash: the same epoch's model is kept.
+    _same_weights(kspec.load_model(run.checkpoint_file), kspec.load_model(ref.checkpoint_file))
+    assert not [p.name for p in run.path.iterdir() if p.name.startswith(".")]
+
+    def epochs(r):
+        with r.diagnostics_csv().open() as f:
+            return sorted(int(row["epoch"]) for row in csv.DictReader(f) if
+                          row["layer"] == "output")
+
+    assert epochs(run) == epochs(ref) == [0, 1, 2, 3, 4]
