@@ -45,9 +45,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from kspec.errors import DataError, first_line
-from kspec.rundir import (
-    RunDir,
+from kspec.atomic import (
     atomic_write,
     atomic_write_text,
     disk_error,
@@ -55,6 +53,8 @@ from kspec.rundir import (
     fsync_dir,
     model_file_bytes,
 )
+from kspec.errors import DataError, first_line
+from kspec.rundir import RunDir
 
 FORMAT = 1
 KEEP = 2  # the newest file and the one before it (in case the newest is damaged later)
