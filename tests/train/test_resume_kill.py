@@ -18,7 +18,7 @@ from tests.helpers.killing import Zygote
 pytestmark = pytest.mark.slow
 
 KILLS = 20
-EPOCHS = 20
+EPOCHS = 24  # 20 kills leave it unfinished: each lets it advance 0-2 epochs (measured ~0.4)
 # Shuffled, with dropout: the data order and the dropout seeds must both resume exactly.
 SPEC = f"""
 kspec: 1
@@ -58,7 +58,7 @@ def _look(run: Path | None) -> dict:
     except FileNotFoundError:
         hist_id = None
     return {"backups": {p.name for p in backups if not p.name.startswith(".")},
-            "writing": any(p.name.startswith(".") for p in backups), "history": hist_id,
+            "temporary": {p.name for p in backups if p.name.startswith(".")}, "history": hist_id,
             "model": (run / "model.keras").exists()
             or any(p.name.startswith(".model.tmp") for p in run.iterdir())}
 
@@ -80,7 +80,9 @@ def _kill_when(z: Zygote, mode: str, rng: random.Random, find_run, deadline: flo
             seen_backups += 1
         fire = (
             (mode == "startup" and time.monotonic() - start > pause)
-            or (mode == "backup-write" and (now.get("writing") or seen_backups >= 2))
+            or (mode == "backup-write" and (now.get("temporary", set())
+                                            - before.get("temporary", set())
+                                            or seen_backups >= 2))
             or (mode == "after-backup" and seen_backups >= 1)
             or (mode == "after-history" and before.get("history") != now.get("history")
                 and now.get("history") is not None)
@@ -138,6 +140,9 @@ def test_twenty_kills_at_epoch_ends_then_resume_equals_an_uninterrupted_run(tmp_
             assert code in (-9, 0), f"cycle {cycle} ({mode}) exited {code}: {text}"
             kills += code == -9
             modes.append(mode)
+            done = len(_rows(run)) if run is not None and (run / "history.csv").exists() else 0
+            print(f"cycle {cycle} {mode} exit {code} epochs {done} at "
+                  f"{time.monotonic() - started:.1f}s")
     seconds = time.monotonic() - started
     (run,) = sorted(out.glob("killed-*"))
     assert kills >= KILLS, (kills, modes)
