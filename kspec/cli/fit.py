@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from kspec.cli.common import add_set_option, quiet_tensorflow
 
 
@@ -48,10 +46,7 @@ def run(args) -> int:
     quiet_tensorflow()
     from kspec.train.fit import fit
 
-    out = args.out
-    if out is None:
-        out = Path(args.resume).parent if args.more_epochs is not None else "runs"
-    result = fit(args.spec, out=out, resume=args.resume, more_epochs=args.more_epochs,
+    result = fit(args.spec, out=args.out, resume=args.resume, more_epochs=args.more_epochs,
                  overrides=parse_overrides(overrides))
     print()
     print(result.summary())

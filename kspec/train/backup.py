@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -158,7 +159,8 @@ class Recorder:
                 then = (f"resuming from the older {older}" if older else
                         "no older backup: training starts again from its first epoch")
                 _say(f"warning: {path} cannot be read ({e}); {then}")
-                path.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # it would only be tried again
+                    path.unlink(missing_ok=True)
                 continue
             return state
         if not files and any(self.run.backup_root.glob("*/latest.weights.h5")):

@@ -136,7 +136,7 @@ def _setup(spec: Any, data: Any, overrides: Mapping[str, Any] | None):
     return spec, loaded, loop.build_compiled(spec, loaded)
 
 
-def fit(spec: Any, data: Any = None, *, out: str | Path = "runs",
+def fit(spec: Any, data: Any = None, *, out: str | Path | None = None,
         overrides: Mapping[str, Any] | None = None, resume: str | Path | None = None,
         more_epochs: int | None = None, callbacks: list | None = None, **kwargs: Any) -> Run:
     """Train the model a spec describes and record the run.
@@ -145,8 +145,9 @@ def fit(spec: Any, data: Any = None, *, out: str | Path = "runs",
         spec: a path, YAML/JSON text, dict or Spec (None with ``resume``).
         data: in-memory data, ``(x, y)`` or ``{"train": (x, y), "test": (x, y)}``; default:
             the spec's ``data.source``.
-        out: folder in which a new run directory is made; ``base: {run: NAME}`` in a spec
-            looks for earlier runs here first.
+        out: folder in which a new run directory is made (default ``runs``; for
+            ``more_epochs``, the folder of the run continued); ``base: {run: NAME}`` in a
+            spec looks for earlier runs here first.
         overrides: values by key path, ``{"model.layers[0].units": 64}``.
         resume: an interrupted run directory to continue in place from its last finished
             epoch, with its own spec (a finished run is refused and left unchanged).
@@ -175,13 +176,15 @@ def fit(spec: Any, data: Any = None, *, out: str | Path = "runs",
 
     merged = dict(overrides or {})
     merged.update(_apply_kwargs(kwargs))
-    roots: list[str | Path] = [out]
     plan = None
     if resume is not None:
         plan = plan_resume(resume, more_epochs, merged)  # refuses before writing anything
         spec, merged = plan.spec, plan.overrides
-        roots[:0] = plan.roots
-    elif more_epochs is not None:
+        if out is None and plan.run is None:  # a continued run goes beside the one it continues
+            out = plan.roots[0]
+    out = "runs" if out is None else out
+    roots: list[str | Path] = [*(plan.roots if plan else []), out]
+    if resume is None and more_epochs is not None:
         raise SpecError("more_epochs", "continues a finished run: give resume=RUN_DIR too")
     with run_roots(*roots, pinned=plan.pinned if plan else None):
         spec, loaded, built = _setup(spec, data, merged)

@@ -137,9 +137,10 @@ def test_more_epochs_continues_a_finished_run_into_a_new_run(finished, tmp_path,
     assert "keeps the model, the data and the epochs" in capsys.readouterr().err
 
 
-def test_a_continued_run_keeps_the_optimizer_state_when_it_is_unchanged(finished, tmp_path):
+def test_a_continued_run_keeps_the_optimizer_state_when_it_is_unchanged(finished):
     run, _ = finished
-    more = kspec.fit(None, resume=run, more_epochs=1, out=tmp_path)
+    more = kspec.fit(None, resume=run, more_epochs=1)
+    assert more.run_dir.parent == run.parent and more.run_dir != run  # beside it, by default
     meta = json.loads((more.run_dir / "meta.json").read_text())
     assert meta["continued_from"]["optimizer_state"] == "continued"
     old = kspec.load_model(run)
