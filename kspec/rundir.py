@@ -5,21 +5,30 @@ Layout::
     RUN/
       spec.yaml        the resolved spec (defaults filled in): `kspec fit RUN/spec.yaml` repeats it
       meta.json        seed, library versions, start/end times, status
-      history.csv      per-epoch metrics (written while training; history_member{k}.csv for
-                       ensemble members)
+      history.csv      per-epoch metrics, rewritten after every epoch from the backup state;
+                       for an ensemble the members' mean (each member's is
+                       history_member{k}.csv)
       history.png      the curves
       metrics.json     final train/validation/test metrics
       members.json     ensembles: each member's seed and metrics
-      model.keras      the trained model (written atomically)
+      model.keras      the trained model
+      model_phase{i}_{name}.keras   the model at the end of each phase (phased runs)
       checkpoint.keras the best model so far (training.callbacks.checkpoint)
       tensorboard/     TensorBoard logs (training.callbacks.tensorboard)
       diagnostics.csv  per-layer statistics over training, and diagnostics.png
                        (training.diagnostics)
-      backup/          BackupAndRestore state while training (removed when a run finishes)
+      backup/{model|member{k}}/epoch-NNNNNN.npz   resume state after each epoch
+                       (kspec.train.backup; removed when the run finishes)
       error.log        the traceback of an unexpected failure (written by the CLI)
 
+Every file that is rewritten while a run trains is written atomically (a temporary file in
+the same folder, fsync, rename): a kill or a full disk leaves the previous version whole.
+The temporary files a kill leaves behind (``.NAME.*.tmp``, ``.model.tmpPID.keras``) are
+removed when the run is resumed (:meth:`RunDir.clean_temporary`).
+
 Everything that reads or writes a run (fit, resume, transfer bases, export, predict, the
-reports) goes through :class:`RunDir`. A base module: it imports only the spec layer.
+reports) goes through :class:`RunDir`; files are written atomically (:mod:`kspec.atomic`).
+A base module: it imports only the errors, atomic and spec layers.
 
 Example:
     >>> run = RunDir("runs/quickstart-20261124-110738")
@@ -29,18 +38,39 @@ Example:
 
 from __future__ import annotations
 
+import csv
 import datetime as _dt
+import io
 import json
+import math
 import os
 import platform
 import re
-import tempfile
+import shutil
 from pathlib import Path
 from typing import Any
 
+# The writers live in kspec.atomic; they are named here too, where run files are written.
+from kspec.atomic import (  # noqa: F401
+    RunWriteError,
+    atomic_write,
+    atomic_write_text,
+    disk_error,
+    ensure_free,
+    fsync_dir,
+    jsonable,
+    model_bytes,
+    model_file_bytes,
+    save_model_atomic,
+    write_json,
+)
+from kspec.errors import DataError
 from kspec.spec import Spec, to_yaml
 
 STAMP = r"-\d{8}-\d{6}(-\d+)?"  # NAME-YYYYmmdd-HHMMSS[-N]
+# Names of the temporary files the atomic writers below make (".meta.json.x1y2.tmp",
+# ".model.tmp123.keras"): what a kill can leave behind.
+_TEMPORARY = re.compile(r"^\..+\.tmp")
 
 
 class RunDir:
@@ -137,9 +167,15 @@ class RunDir:
     def diagnostics_tensorboard_dir(self, tag: str = "") -> Path:
         return self.tensorboard_dir / (f"diagnostics_{tag}" if tag else "diagnostics")
 
-    def backup_dir(self, tag: str = "", phase: int = 0) -> Path:
-        """BackupAndRestore state of one model (``tag``) in one training phase."""
-        return self.backup_root / f"{tag or 'model'}_phase{phase}"
+    def backup_dir(self, tag: str = "") -> Path:
+        """The resume state of one model (``tag``: an ensemble member), one file per epoch
+        (:mod:`kspec.train.backup`)."""
+        return self.backup_root / (tag or "model")
+
+    def phase_model_file(self, index: int, name: str, tag: str = "") -> Path:
+        """The model at the end of phase ``index`` (``name``) of a phased run."""
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+        return self.path / f"model_phase{index}_{safe}{'_' + tag if tag else ''}.keras"
 
     # -- what it is ---------------------------------------------------------------------
     @staticmethod
@@ -169,6 +205,17 @@ class RunDir:
         data = _read_json(self.members_file, default=None)
         return data if isinstance(data, list) else None
 
+    def read_history(self, tag: str = "") -> list[dict[str, Any]]:
+        """The rows of a history CSV (``epoch`` an int, other cells floats; [] when absent)."""
+        path = self.history_csv(tag)
+        if not path.is_file():
+            return []
+        rows = []
+        with path.open(newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                rows.append({k: int(v) if k == "epoch" else _number(v) for k, v in row.items()})
+        return rows
+
     def read_spec(self) -> Spec:
         """The run's resolved spec, validated (lint advice was shown when it trained)."""
         import warnings
@@ -196,13 +243,43 @@ class RunDir:
     def write_members(self, members: list[dict[str, Any]]) -> None:
         write_json(self.members_file, members)
 
+    def write_history(self, rows: list[dict[str, Any]], tag: str = "") -> None:
+        """Rewrite a history CSV (atomically): ``epoch`` first, then every metric by name."""
+        keys = sorted({k for row in rows for k in row if k != "epoch"})
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(["epoch", *keys])
+        for row in rows:
+            w.writerow([row["epoch"], *(_cell(row.get(k)) for k in keys)])
+        atomic_write_text(self.history_csv(tag), out.getvalue())
+
     def save_model(self, model: Any) -> None:
         save_model_atomic(model, self.model_file)
 
     def remove_backups(self) -> None:
-        import shutil
-
         shutil.rmtree(self.backup_root, ignore_errors=True)
+
+    def clean_temporary(self) -> list[Path]:
+        """Remove the temporary files a killed process left (in the run and its backups);
+        returns what was removed."""
+        removed = []
+        for folder in [self.path, *(p for p in self.backup_root.glob("*") if p.is_dir())]:
+            for p in folder.glob(".*"):
+                if _TEMPORARY.match(p.name) and p.is_file():
+                    p.unlink(missing_ok=True)
+                    removed.append(p)
+        return removed
+
+
+def _number(text: str | None) -> float:
+    try:
+        return float(text) if text not in (None, "") else math.nan
+    except ValueError:
+        return math.nan
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else repr(float(value))
 
 
 def _read_json(path: Path, default: Any, strict: bool = False) -> Any:
@@ -213,7 +290,7 @@ def _read_json(path: Path, default: Any, strict: bool = False) -> Any:
     except (OSError, ValueError) as e:
         if not strict:
             return default
-        from kspec.errors import DataError, first_line
+        from kspec.errors import first_line
 
         raise DataError(f"{path}: cannot read the run's record ({type(e).__name__}: "
                         f"{first_line(e)})") from e
@@ -231,43 +308,6 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return out
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file, fsync and rename, so a crash never leaves half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, default=jsonable) + "\n")
-
-
-def jsonable(value: Any) -> Any:
-    """``json.dumps(default=...)`` for NumPy scalars and arrays (else ``str``)."""
-    if hasattr(value, "tolist"):  # NumPy scalars and arrays alike (``item`` fails on arrays)
-        return value.tolist()
-    return str(value)
-
-
-def save_model_atomic(model: Any, path: Path) -> None:
-    """``model.save`` into a temporary name in the same folder, then rename into place."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def now() -> str:

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1] / "kspec"
 # Lowest first. A package may import packages of its own level or lower, and those listed
 # in SAME_LEVEL_ALLOWED; never a higher one.
 LAYERS = [
-    {"errors", "kernels"},
+    {"errors", "kernels", "atomic"},
     {"registry"},
     {"spec"},
     {"validation"},

@@ -5,8 +5,9 @@ Each sub-command lives in its own module of this package with two functions:
 
 Exit statuses: 0 success; 1 a failed export (its check failed, or the disk is full or
 read-only: ``export failed: ...``); 2 a bad spec, bad data or a bad model file (``error:
-...``) and usage errors; 3 anything unexpected (a kspec bug, or the machine: memory, a
-full disk while training): one line ``kspec COMMAND: unexpected error: CAUSE`` names the
+...``), usage errors, and a run stopped by a full or read-only disk (``error: run RUN
+stopped: cannot write FILE: ...``); 3 anything unexpected (a kspec bug, or the machine:
+memory): one line ``kspec COMMAND: unexpected error: CAUSE`` names the
 log file holding the traceback (``RUN_DIR/error.log`` when a run directory exists, else a
 file in the temporary folder); 130 interrupted. ``--debug`` (before or after the command)
 or ``KSPEC_DEBUG=1`` also prints the traceback.

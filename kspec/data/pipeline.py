@@ -32,27 +32,47 @@ def _batches_of(order, n: int, batch_size: int, drop_remainder: bool):
     return ds
 
 
-def _index_batches(n: int, batch_size: int, shuffle: bool, seed: int, drop_remainder: bool):
+def epoch_variable():
+    """The variable a shuffled pipeline reads its epoch from (see :func:`to_dataset`).
+
+    Set it to the epoch about to run (``kspec.train.loop`` does, in ``on_epoch_begin``).
+    It lives on the CPU, where tf.data runs.
+    """
+    import tensorflow as tf
+
+    with tf.init_scope(), tf.device("/CPU:0"):
+        return tf.Variable(0, dtype=tf.int64, trainable=False, name="kspec_data_epoch")
+
+
+def _index_batches(n: int, batch_size: int, shuffle: bool, seed: int, drop_remainder: bool,
+                   epoch=None):
     import tensorflow as tf
 
     if not shuffle:
         return _batches_of(tf.range(n, dtype=tf.int64), n, batch_size, drop_remainder)
-    # One fresh seed per iteration (epoch), reproducible from `seed`; the permutation of
-    # all n rows is then one stateless op instead of n elements through a shuffle buffer.
-    epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+    if epoch is not None:
+        # The epoch's order is a pure function of (seed, epoch), read when the epoch's
+        # iterator starts: a run resumed at epoch k sees the order an uninterrupted run saw.
+        epoch_seeds = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(
+            lambda _: epoch.read_value())
+    else:
+        # One fresh seed per iteration, reproducible from `seed`.
+        epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+    # The permutation of all n rows is one stateless op instead of n elements through a
+    # shuffle buffer.
 
-    def epoch(s):
+    def one_epoch(s):
         order = tf.random.experimental.stateless_shuffle(
             tf.range(n, dtype=tf.int64), seed=tf.stack([s, tf.constant(seed, tf.int64)]))
         return _batches_of(order, n, batch_size, drop_remainder)
 
     batches = n // batch_size + (0 if drop_remainder or n % batch_size == 0 else 1)
     # flat_map hides the length; Keras needs it for steps per epoch and progress bars.
-    return epoch_seeds.flat_map(epoch).apply(tf.data.experimental.assert_cardinality(batches))
+    return epoch_seeds.flat_map(one_epoch).apply(tf.data.experimental.assert_cardinality(batches))
 
 
 def to_dataset(split: Split, batch_size: int, *, shuffle: bool = False, seed: int = 0,
-               cache: bool = True, drop_remainder: bool = False):
+               cache: bool = True, drop_remainder: bool = False, epoch=None):
     """A batched, prefetched ``tf.data.Dataset`` of ``(x, y[, sample_weight])``.
 
     Args:
@@ -63,6 +83,9 @@ def to_dataset(split: Split, batch_size: int, *, shuffle: bool = False, seed: in
         cache: keep the gathered batches of an unshuffled pipeline in memory, so
             evaluating every epoch does not gather again. Shuffled pipelines gather afresh.
         drop_remainder: drop the last, smaller batch.
+        epoch: with ``shuffle``, an int64 variable (:func:`epoch_variable`) holding the epoch
+            about to run: each epoch's order then depends only on ``seed`` and the epoch
+            (what resuming a run needs). Without it each iteration draws a new order.
 
     Example:
         >>> import numpy as np
@@ -74,7 +97,7 @@ def to_dataset(split: Split, batch_size: int, *, shuffle: bool = False, seed: in
 
     n = len(split)
     parts = _parts(split)
-    index = _index_batches(n, batch_size, shuffle, seed, drop_remainder)
+    index = _index_batches(n, batch_size, shuffle, seed, drop_remainder, epoch)
     # One copy of the arrays, repeated alongside the index batches; from_tensors keeps
     # them out of the map function's graph (arrays over 2 GB cannot be graph constants).
     arrays = tf.data.Dataset.from_tensors(parts).repeat()

@@ -8,6 +8,7 @@ Project directory layout (next to KerasTuner's own ``oracle.json`` and ``trial_*
       objective.png      objective per trial, failed trials marked, best so far
       best_spec.yaml     the best resolved spec: `kspec fit PROJECT/best_spec.yaml`
       best_model.keras   the best trial's model (its best epoch)
+      best_metrics.json  that model's metrics on the test split (when the data has one)
       trial_N/spec.yaml  the resolved spec of each trial; kspec_trial.json its record
 """
 

@@ -29,6 +29,8 @@ class SearchResult:
         best: the best finished trial, or None when none finished (or on a worker).
         best_spec: the best resolved Spec (also in ``best_spec.yaml``).
         best_model_path: ``best_model.keras``, when a trial finished.
+        test_metrics: the best model's metrics on the test split (also in
+            ``best_metrics.json``), when the data has a test split.
         role: ``local``, ``chief`` or ``worker``.
     """
 
@@ -38,6 +40,7 @@ class SearchResult:
     best: TrialRecord | None = None
     best_spec: Any = None
     best_model_path: Path | None = None
+    test_metrics: dict[str, float] | None = None
     role: str = "local"
 
     @property
@@ -51,10 +54,18 @@ class SearchResult:
         text = summary(self.trials, self.plan, self.project_dir)
         if self.best is not None:
             text += (f"\n\nbest spec   {self.best_spec_path}   (kspec fit {self.best_spec_path})"
-                     f"\nbest model  {self.best_model_path}\ntable       "
+                     f"\nbest model  {self.best_model_path}"
+                     + (f"\ntest        {_metrics_line(self.test_metrics)}   (the best model "
+                        f"on the test split: {self.project_dir / 'best_metrics.json'})"
+                        if self.test_metrics else "")
+                     + "\ntable       "
                      f"{self.project_dir / 'trials.csv'}\nplot        "
                      f"{self.project_dir / 'objective.png'}")
         return text
+
+
+def _metrics_line(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()))
 
 
 def _prepare_project(project_dir: Path, plan: SearchPlan, resume: bool) -> None:
@@ -331,4 +342,16 @@ def _finish(tuner, plan: SearchPlan, project_dir: Path, role: str) -> SearchResu
     save_model_atomic(model, project_dir / "best_model.keras")
     result.best, result.best_spec = best, spec
     result.best_model_path = project_dir / "best_model.keras"
+    # Scored on validation data, the best trial is chosen; the test split says how good the
+    # chosen model is (what a hand-written KerasTuner script reports last).
+    data = tuner.hypermodel.data_for(spec)
+    if data.test is not None:
+        from kspec.data.pipeline import to_dataset
+        from kspec.rundir import write_json
+
+        values = model.evaluate(to_dataset(data.test, spec.training.batch_size, cache=False),
+                                verbose=0, return_dict=True)
+        result.test_metrics = {k: float(v) for k, v in values.items()}
+        write_json(project_dir / "best_metrics.json",
+                   {"trial": best.trial_id, "rows": len(data.test), "test": result.test_metrics})
     return result

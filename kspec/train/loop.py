@@ -148,7 +148,7 @@ def _monitor(name: str, path: str, has_validation: bool) -> str:
 
 def callbacks(spec: Spec, *, has_validation: bool, run: RunDir | None = None, tag: str = "",
               phase: int = 0, weighted: bool = False, extra: Sequence[Any] = (),
-              train_split: Any = None) -> list:
+              train_split: Any = None, recorder: Any = None) -> list:
     """The Keras callbacks a spec asks for, in the order they must run.
 
     Args:
@@ -157,24 +157,24 @@ def callbacks(spec: Spec, *, has_validation: bool, run: RunDir | None = None, ta
         run: the run directory; without one (search trials) nothing is written to disk
             (no CSV history, backup, checkpoint or TensorBoard logs).
         tag: names this model's files in the run (ensemble members: ``member0``).
-        phase: the training phase (each has its own backup state).
+        phase: the training phase (recorded in the backup).
         weighted: the model learns its task weights (log them every epoch).
         extra: callbacks of the caller (``kspec.fit(callbacks=...)``, KerasTuner's).
         train_split: the training split (``training.diagnostics`` probes its first rows).
+        recorder: the run's :class:`kspec.train.backup.Recorder` for this model (default: a
+            new one); its callback writes the backup and then history.csv after every epoch,
+            after the callbacks whose state it keeps (early stopping, checkpoint, ...) and
+            before the caller's.
     """
     import keras
 
+    from kspec.train.backup import Recorder, checkpoint_callback, stateful_callbacks
     from kspec.train.diagnostics import diagnostics_callbacks, tensorboard_callback
 
     cb = spec.training.callbacks
     out: list = []
     if weighted:
         out.append(_task_weights())  # first, so the CSV and history see its logs
-    if run is not None:
-        out.append(keras.callbacks.CSVLogger(str(run.history_csv(tag)), append=True))
-        if cb.backup_and_restore:
-            # Resumes from the last finished epoch if this run directory was interrupted.
-            out.append(keras.callbacks.BackupAndRestore(str(run.backup_dir(tag, phase))))
     if cb.early_stopping:
         es = cb.early_stopping
         out.append(keras.callbacks.EarlyStopping(
@@ -184,8 +184,8 @@ def callbacks(spec: Spec, *, has_validation: bool, run: RunDir | None = None, ta
             restore_best_weights=es.restore_best_weights, start_from_epoch=es.start_from_epoch))
     if cb.checkpoint and run is not None:
         ck = cb.checkpoint
-        out.append(keras.callbacks.ModelCheckpoint(
-            str(run.checkpoint_file),
+        out.append(checkpoint_callback(
+            run.checkpoint_file,
             monitor=_monitor(ck.monitor, "training.callbacks.checkpoint.monitor",
                              has_validation),
             save_best_only=ck.save_best_only, mode=ck.mode))
@@ -207,6 +207,12 @@ def callbacks(spec: Spec, *, has_validation: bool, run: RunDir | None = None, ta
         mode = search.objective.direction if es.monitor is None else "auto"
         out.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=es.patience,
                                                  min_delta=es.min_delta, mode=mode))
+    if run is not None:
+        # One step after the epoch: the backup, then history.csv from the same rows (so
+        # they agree), after every callback whose state it keeps.
+        if recorder is None:
+            recorder = Recorder(run, tag, backup=cb.backup_and_restore)
+        out.append(recorder.callback(phase, stateful_callbacks(out)))
     out += list(extra)
     out.append(_NonFiniteGuard())
     return out
@@ -251,8 +257,13 @@ def _NonFiniteGuard():  # noqa: N802 - builds a Keras callback lazily
 # -- training -----------------------------------------------------------------------------------
 def train(model: Any, spec: Spec, data: Any, *, train_split: Any = None,
           run: RunDir | None = None, tag: str = "", extra_callbacks: Sequence[Any] = (),
-          epochs: int | None = None, initial_epoch: int = 0, verbose: Any = None) -> Trained:
+          epochs: int | None = None, initial_epoch: int = 0, verbose: Any = None,
+          prior_history: Sequence[dict[str, Any]] = ()) -> Trained:
     """Train a compiled ``model`` on the data's training split, phase by phase.
+
+    With a run directory, every epoch is backed up (:mod:`kspec.train.backup`) and a run
+    that was interrupted continues from its last backed-up epoch, in whatever phase that
+    was, with the weights, optimizer state and data order an uninterrupted run would have.
 
     Args:
         model: from :func:`build_compiled`.
@@ -266,42 +277,73 @@ def train(model: Any, spec: Spec, data: Any, *, train_split: Any = None,
             Hyperband sets the epochs of a trial); default: the spec's phases.
         initial_epoch: the epoch to start counting from (with ``epochs``).
         verbose: Keras's verbosity (default ``training.verbose``).
+        prior_history: history rows of the epochs before ``initial_epoch`` (a continued
+            run), kept at the top of history.csv.
 
     Raises:
         NonFiniteLoss: the loss became NaN/inf.
     """
-    from kspec.data.pipeline import to_dataset
+    from types import SimpleNamespace
+
+    from kspec.data.pipeline import epoch_variable, to_dataset
+    from kspec.train.backup import Recorder
     from kspec.train.compile import compile_model
-    from kspec.train.phases import run_phases
+    from kspec.train.phases import default_phases, run_phases
+    from kspec.train.progress import epoch_clock, progress_bar
 
     t = spec.training
     split = data.train if train_split is None else train_split
     weights = class_weights(spec, split.y)
+    # Each epoch's order comes from (seed, epoch), so a resumed run repeats it.
+    clock = epoch_variable() if t.shuffle else None
     train_ds = to_dataset(split, t.batch_size, shuffle=t.shuffle, seed=spec.seed,
-                          cache=spec.data.cache)
+                          cache=spec.data.cache, epoch=clock)
     val_ds = (to_dataset(data.validation, t.batch_size, cache=spec.data.cache)
               if data.validation is not None else None)
     weighted = hasattr(model, "task_weights")
+    shown = t.verbose if verbose is None else verbose
+    recorder = (Recorder(run, tag, backup=t.callbacks.backup_and_restore, prior=prior_history)
+                if run is not None else None)
+    names = [p["name"] for p in default_phases(spec)] if epochs is None else ["train"]
 
     def fit_one(index: int, first: int, last: int):
+        start, skip = (recorder.restore(model, index, first, last) if recorder is not None
+                       else (first, False))
+        if skip:  # a later phase was backed up: its weights are loaded there
+            return SimpleNamespace(history=recorder.history(first, last))
         cbs = callbacks(spec, has_validation=val_ds is not None, run=run, tag=tag, phase=index,
-                        weighted=weighted, extra=extra_callbacks, train_split=split)
+                        weighted=weighted, extra=extra_callbacks, train_split=split,
+                        recorder=recorder)
+        guard = cbs[-1]
+        if clock is not None:
+            cbs.insert(0, epoch_clock(clock))
+        if shown != 0:
+            cbs.insert(len(cbs) - 1, progress_bar())  # steps never pass the epoch's count
         history = model.fit(
-            train_ds, validation_data=val_ds, initial_epoch=first, epochs=last,
+            train_ds, validation_data=val_ds, initial_epoch=start, epochs=last,
             steps_per_epoch=t.steps_per_epoch, class_weight=weights, callbacks=cbs,
-            verbose=t.verbose if verbose is None else verbose,
+            verbose=shown,
             shuffle=False,  # the dataset is shuffled (seeded) by to_dataset
         )
-        guard = cbs[-1]
         if guard.failed_epoch is not None:
             raise NonFiniteLoss(guard.failed_epoch, str(run.path) if run is not None else "")
-        return history
+        if recorder is None:
+            return history
+        if len(names) > 1:  # a phased run keeps the model at the end of each phase
+            from kspec.rundir import save_model_atomic
+
+            save_model_atomic(getattr(model, "inner", model),
+                              run.phase_model_file(index, names[index], tag))
+        return SimpleNamespace(history=recorder.history(first, last))
 
     if epochs is not None:
         history = fit_one(0, initial_epoch, epochs)
         hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+        ran = len(next(iter(hist.values()), []))
+        if recorder is not None:  # the whole record, earlier epochs included
+            hist = recorder.history(0, epochs)
         return Trained(model, hist, [{"name": "train", "first_epoch": initial_epoch + 1,
-                                      "epochs": len(history.epoch),
+                                      "epochs": ran,
                                       "trainable_weights": len(model.trainable_weights)}])
 
     def recompile(optimizer: Any, path: str) -> None:
