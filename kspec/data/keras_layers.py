@@ -17,8 +17,26 @@ from keras import ops
 _register = keras.saving.register_keras_serializable(package="kspec")
 
 
+class _Fitted(keras.layers.Layer):
+    """A layer applying fitted statistics to raw inputs in float32, whatever the policy.
+
+    Under a mixed-precision policy Keras would cast the raw inputs and the statistics to
+    float16/bfloat16 before ``call`` (``autocast``): a raw value of 1000.5 becomes 1000 in
+    bfloat16, so ``x - mean`` would lose everything below the fourth digit. These layers
+    switch autocasting off, compute in float32 and hand the next layer the policy's compute
+    dtype (the normalized values, which that rounding no longer hurts).
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("autocast", False)
+        super().__init__(**kwargs)
+
+    def _out(self, y):
+        return ops.cast(y, self.compute_dtype)
+
+
 @_register
-class Rescale(keras.layers.Layer):
+class Rescale(_Fitted):
     """``y = (x - offset) * scale + shift`` with fitted, non-trainable ``offset``/``scale``.
 
     Min-max scaling, z-scores and per-channel mean subtraction are all this affine map;
@@ -53,8 +71,8 @@ class Rescale(keras.layers.Layer):
         self.scale.assign(ops.reshape(ops.cast(scale, self.scale.dtype), self.stat_shape))
 
     def call(self, inputs):
-        x = ops.cast(inputs, self.compute_dtype)
-        return (x - self.offset) * self.scale + self.shift
+        x = ops.cast(inputs, "float32")
+        return self._out((x - self.offset) * self.scale + self.shift)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -65,7 +83,7 @@ class Rescale(keras.layers.Layer):
 
 
 @_register
-class Whitening(keras.layers.Layer):
+class Whitening(_Fitted):
     """``y = (flatten(x) - mean) @ matrix``, reshaped to ``target_shape``.
 
     PCA whitening projects onto the principal axes (``target_shape = [components]``); ZCA
@@ -93,9 +111,9 @@ class Whitening(keras.layers.Layer):
         self.matrix.assign(ops.cast(matrix, self.matrix.dtype))
 
     def call(self, inputs):
-        x = ops.reshape(ops.cast(inputs, self.compute_dtype), (-1, self.features))
+        x = ops.reshape(ops.cast(inputs, "float32"), (-1, self.features))
         y = ops.matmul(x - self.mean, self.matrix)
-        return ops.reshape(y, (-1, *self.target_shape))
+        return self._out(ops.reshape(y, (-1, *self.target_shape)))
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], *self.target_shape)
@@ -135,9 +153,11 @@ class LaplacianNoise(_RandomLayer):
         if not training:
             return inputs
         x = ops.cast(inputs, self.compute_dtype)
+        # Drawn in float32: in bfloat16, -0.5 + 1e-7 rounds to -0.5 and log1p(-1) = -inf.
         u = keras.random.uniform(ops.shape(x), minval=-0.5 + 1e-7, maxval=0.5,
-                                 seed=self.seed_generator, dtype=self.compute_dtype)
-        return x - self.scale * ops.sign(u) * ops.log1p(-2.0 * ops.abs(u))
+                                 seed=self.seed_generator, dtype="float32")
+        noise = -self.scale * ops.sign(u) * ops.log1p(-2.0 * ops.abs(u))
+        return x + ops.cast(noise, self.compute_dtype)
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale}

@@ -52,7 +52,7 @@ def _index_batches(n: int, batch_size: int, shuffle: bool, seed: int, drop_remai
 
 
 def to_dataset(split: Split, batch_size: int, *, shuffle: bool = False, seed: int = 0,
-               cache: bool = True, drop_remainder: bool = False):
+               cache: bool = True, drop_remainder: bool = False, augment=None):
     """A batched, prefetched ``tf.data.Dataset`` of ``(x, y[, sample_weight])``.
 
     Args:
@@ -63,6 +63,9 @@ def to_dataset(split: Split, batch_size: int, *, shuffle: bool = False, seed: in
         cache: keep the gathered batches of an unshuffled pipeline in memory, so
             evaluating every epoch does not gather again. Shuffled pipelines gather afresh.
         drop_remainder: drop the last, smaller batch.
+        augment: a function of one batch's ``(x, y[, sample_weight])`` applied after
+            gathering (the training split's augmentation under XLA, ``kspec.train.xla``);
+            run in order, one batch after another, so its seeded draws repeat.
 
     Example:
         >>> import numpy as np
@@ -86,6 +89,8 @@ def to_dataset(split: Split, batch_size: int, *, shuffle: bool = False, seed: in
     ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if cache and not shuffle:
         ds = ds.cache()
+    if augment is not None:
+        ds = ds.map(augment)  # sequential: stateful random layers draw in batch order
     options = tf.data.Options()
     options.experimental_optimization.map_parallelization = True
     ds = ds.with_options(options)

@@ -46,6 +46,7 @@ class Run:
     phases: list[dict[str, Any]] = field(default_factory=list)
     members: list[dict[str, Any]] | None = None
     task_weights: dict[str, float] | None = None
+    compute: dict[str, Any] | None = None
 
     @property
     def test_metrics(self) -> dict[str, float] | None:
@@ -55,6 +56,10 @@ class Run:
         """The one-screen summary printed at the end of ``kspec fit``."""
         lines = [f"run      {self.run_dir}", f"spec     {self.spec.name} (seed {self.spec.seed})",
                  f"epochs   {len(next(iter(self.history.values()), []))} in {self.seconds:.1f}s"]
+        if self.compute:
+            from kspec.train.scale import summary_line
+
+            lines.append(summary_line(self.compute))
         if len(self.phases) > 1:
             lines += [f"phase    {p['name']}: epochs {p['first_epoch']}-"
                       f"{p['first_epoch'] + p['epochs'] - 1}, {p['trainable_weights']} trainable "
@@ -186,6 +191,10 @@ def fit(spec: Any, data: Any = None, *, out: str | Path = "runs",
             "rows": {name: len(split) for name, split in loaded.splits().items()}}
     if bases:
         meta["bases"] = bases
+    from kspec.train.scale import describe
+
+    # Precision, XLA as compiled, strategy, devices and batch sizes (docs/scale.md).
+    meta["compute"] = describe(built.model if isinstance(built, loop.Ensemble) else built, spec)
     if loaded.meta.get("class_names") is not None:  # kspec predict names the classes
         meta["class_names"] = loaded.meta["class_names"]
     run.write_meta(meta)
@@ -225,7 +234,7 @@ def fit(spec: Any, data: Any = None, *, out: str | Path = "runs",
     run.write_meta(meta)
     return Run(model=model, history=hist, metrics=metrics, run_dir=run.path, spec=spec,
                seconds=seconds, data=loaded, phases=trained.phases, members=trained.members,
-               task_weights=task_weights)
+               task_weights=task_weights, compute=meta["compute"])
 
 
 def load_run(run_dir: str | Path) -> dict[str, Any]:
