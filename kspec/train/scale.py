@@ -31,7 +31,7 @@ _STRATEGIES: dict[tuple, Any] = {}
 _PATH = "training.distribution"
 
 
-# -- the cluster (TF_CONFIG) ----------------------------------------------------------------------
+# -- the cluster (TF_CONFIG) ------------------------------------------------------------------
 def check_cluster(env: Mapping[str, str] | None = None) -> None:
     """Refuse a malformed ``TF_CONFIG``, and one that describes several machines.
 
@@ -92,7 +92,7 @@ def check_cluster(env: Mapping[str, str] | None = None) -> None:
                         "or `kspec tune --devices N` (docs/scale.md)")
 
 
-# -- devices and strategies -----------------------------------------------------------------------
+# -- devices and strategies -------------------------------------------------------------------
 def _split_cpu(count: int, where: str) -> None:
     """Make ``count`` logical CPU devices (a machine without GPUs trying a multi-device
     setup); TensorFlow allows this only before it initializes its devices."""
@@ -262,7 +262,7 @@ def model_scope(model: Any):
     return strat.scope() if strat is not None else contextlib.nullcontext()
 
 
-# -- what a run used ------------------------------------------------------------------------------
+# -- what a run used --------------------------------------------------------------------------
 def describe(model: Any, spec: Spec) -> dict[str, Any]:
     """Precision, whether XLA is on (read back from the compiled model), strategy, devices
     and batch sizes: recorded in ``meta.json`` and shown in the run summary.

@@ -55,8 +55,7 @@ class HostAugmentation:
     def _one(self, x, pre, aug):
         import tensorflow as tf
 
-        dtype = x.dtype
-        y = tf.cast(x, tf.float32)
+        y = tf.cast(x, tf.float32)  # stays float32: rotated pixels are not integers
         shapes = []  # each step's input shape, for its inverse
         for forward, _ in pre:
             shapes.append(tf.shape(y))
@@ -65,7 +64,7 @@ class HostAugmentation:
             y = tf.cast(layer(y, training=True), tf.float32)
         for (_, inverse), shape in zip(reversed(pre), reversed(shapes)):
             y = inverse(y, shape)
-        return tf.cast(y, dtype)
+        return y
 
     def __call__(self, x, *rest):
         """``(x, y[, sample_weight])`` of one batch, with ``x`` augmented."""
