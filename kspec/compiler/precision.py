@@ -55,10 +55,13 @@ def output_dtype() -> str | None:
 
 
 def _float_policy(layer: Any) -> bool:
+    """Whether ``layer`` follows the global policy: a floating-point layer without a dtype
+    of its own (kspec's fitted preprocessing keeps float32: ``fixed_dtype``)."""
     import keras
 
     policy = getattr(layer, "dtype_policy", None)
-    return policy is not None and keras.backend.is_float_dtype(policy.compute_dtype)
+    return (policy is not None and keras.backend.is_float_dtype(policy.compute_dtype)
+            and getattr(layer, "fixed_dtype", None) is None)
 
 
 def _all_layers(model: Any) -> Iterator[Any]:

@@ -18,21 +18,24 @@ _register = keras.saving.register_keras_serializable(package="kspec")
 
 
 class _Fitted(keras.layers.Layer):
-    """A layer applying fitted statistics to raw inputs in float32, whatever the policy.
+    """A layer applying fitted statistics to raw inputs: always in float32.
 
-    Under a mixed-precision policy Keras would cast the raw inputs and the statistics to
-    float16/bfloat16 before ``call`` (``autocast``): a raw value of 1000.5 becomes 1000 in
-    bfloat16, so ``x - mean`` would lose everything below the fourth digit. These layers
-    switch autocasting off, compute in float32 and hand the next layer the policy's compute
-    dtype (the normalized values, which that rounding no longer hurts).
+    Under a mixed-precision policy Keras casts a layer's inputs and variables to float16 or
+    bfloat16 (it does so for the variables even with ``autocast=False`` in Keras 3.15, see
+    ``Layer.__call__``): a raw value of 1000.5 becomes 1000 in bfloat16, so ``x - mean``
+    would lose everything below the fourth digit. These layers keep the float32 policy
+    whatever the global one is; the next layer casts their normalized output to its compute
+    dtype, where that rounding no longer hurts.
     """
 
+    fixed_dtype = "float32"  # kspec.compiler.precision leaves these layers as they are
+
     def __init__(self, **kwargs):
-        kwargs.setdefault("autocast", False)
+        kwargs["dtype"] = self.fixed_dtype
         super().__init__(**kwargs)
 
     def _out(self, y):
-        return ops.cast(y, self.compute_dtype)
+        return y
 
 
 @_register
