@@ -379,8 +379,11 @@ def _finish(tuner, plan: SearchPlan, project_dir: Path, role: str) -> SearchResu
 
     model, _ = final_model(model, spec)  # a learned-weighting wrapper becomes its plain model
     if getattr(model, "optimizer", None) is not None and not model.optimizer.built:
+        from kspec.train.scale import model_scope
+
         # Saved with a built optimizer, the model loads without a variable-count warning.
-        model.optimizer.build(model.trainable_variables)
+        with model_scope(model):  # in the trial's strategy, if it had one
+            model.optimizer.build(model.trainable_variables)
     save_model_atomic(model, project_dir / "best_model.keras")
     result.best, result.best_spec = best, spec
     result.best_model_path = project_dir / "best_model.keras"

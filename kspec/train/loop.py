@@ -144,9 +144,9 @@ def final_model(model: Any, spec: Spec) -> tuple[Any, dict[str, float] | None]:
     from kspec.train.scale import model_scope
 
     weights = model.task_weights()
-    with model_scope(model.inner):
+    with model_scope(model.inner):  # the optimizer's variables live in the strategy too
         plain = compile_model(model.inner, spec, loss_weights=weights)
-    plain.optimizer.build(plain.trainable_variables)  # saved state matches on load
+        plain.optimizer.build(plain.trainable_variables)  # saved state matches on load
     return plain, weights
 
 

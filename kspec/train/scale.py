@@ -228,6 +228,27 @@ def prepare(spec: Spec) -> None:
     probe_precision(spec.training.precision, devices(spec))
 
 
+def check_inputs(spec: Spec, strat: Any) -> None:
+    """Refuse what Keras cannot train on several replicas.
+
+    Keras 3.15 builds a model under a strategy from one input batch averaged over the
+    replicas (``TensorFlowTrainer._maybe_symbolic_build`` reduces it with "MEAN"), which
+    fails for the string inputs of categorical columns (``AddN`` has no string kernel;
+    keras-team/keras#21172, closed unfixed; tensorflow/tensorflow#80951).
+
+    Raises:
+        SpecError: at ``data.categorical`` with more than one replica.
+    """
+    if strat is None or strat.num_replicas_in_sync < 2 or not spec.data.categorical:
+        return
+    raise SpecError("data.categorical", "categorical columns are string inputs, and Keras "
+                    "3.15 cannot start training on several replicas with string inputs (it "
+                    "averages a first input batch over the replicas, strings included: "
+                    "keras-team/keras#21172)",
+                    valid="training.distribution with one device, or encode the column as "
+                    "numbers before kspec")
+
+
 @contextlib.contextmanager
 def scope(spec: Spec) -> Iterator[Any]:
     """Build (and compile) models under the spec's dtype policy and strategy scope; yields
@@ -235,6 +256,7 @@ def scope(spec: Spec) -> Iterator[Any]:
     from kspec.compiler.precision import dtype_policy
 
     chosen = strategy(spec)
+    check_inputs(spec, chosen)
     with dtype_policy(spec.training.precision):
         with chosen.scope() if chosen is not None else contextlib.nullcontext():
             yield chosen
