@@ -254,3 +254,22 @@ def test_a_layer_xla_cannot_compile_is_named_at_its_spec_path(tmp_path):
         kspec.fit(spec, out=tmp_path)
     assert e.value.path == "data.categorical.city"
     assert "StringLookup" in str(e.value) and "cannot be compiled by XLA" in str(e.value)
+
+
+# -- the guide --------------------------------------------------------------------------
+def test_the_yaml_in_the_scale_guide_is_valid():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "scale.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", doc, re.S)
+    full = [b for b in blocks if b.startswith("kspec:")]
+    assert len(full) == 1 and len(blocks) == 2
+    spec = kspec.load_spec(full[0])
+    assert spec.training.distribution.devices == 2 and spec.training.jit_compile is True
+    for fragment in blocks:  # each training: section is valid in that spec
+        raw = spec.to_dict()
+        raw["training"].update(yaml.safe_load(fragment)["training"])
+        kspec.load_spec(raw)
