@@ -291,8 +291,10 @@ def describe(model: Any, spec: Spec) -> dict[str, Any]:
 
     Example:
         >>> describe(model, spec)  # doctest: +SKIP
-        {'precision': 'float32', 'xla': False, 'jit_compile': 'auto', 'strategy': None,
-         'devices': ['CPU:0'], 'replicas': 1, 'batch_size': 32, 'per_replica_batch': 32}
+        {'precision': 'float32', 'xla': False,
+         'xla_off': 'auto: Keras leaves XLA off on machines without a GPU',
+         'jit_compile': 'auto', 'strategy': None, 'devices': ['CPU:0'], 'replicas': 1,
+         'batch_size': 32, 'per_replica_batch': 32, 'steps_per_execution': 8}
     """
     import tensorflow as tf
 
@@ -306,7 +308,11 @@ def describe(model: Any, spec: Spec) -> dict[str, Any]:
         kind = None
     replicas = len(used) if kind == "mirrored" else 1
     batch = spec.training.batch_size
+    from kspec.train.xla import why_not
+
+    reason = why_not(model, spec)
     return {"precision": spec.training.precision, "xla": bool(model.jit_compile),
+            **({"xla_off": reason} if reason else {}),
             "jit_compile": spec.training.jit_compile, "strategy": kind, "devices": used,
             "replicas": replicas, "batch_size": batch,
             "per_replica_batch": batch // replicas,

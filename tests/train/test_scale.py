@@ -193,7 +193,9 @@ def test_auto_leaves_xla_off_here_and_true_compiles_without_the_augmentation(tmp
     augmentation = [{"type": "rotate", "factor": 0.1}, {"type": "gaussian_noise",
                                                         "stddev": 0.05}]
     auto = kspec.fit(_digits_spec(augmentation), out=tmp_path)
-    assert json.loads((auto.run_dir / "meta.json").read_text())["compute"]["xla"] is False
+    compute = json.loads((auto.run_dir / "meta.json").read_text())["compute"]
+    assert compute["xla"] is False and compute["jit_compile"] == "auto"
+    assert compute["xla_off"] == "auto: Keras leaves XLA off on machines without a GPU"
     assert "image_rotate_0" in [layer.name for layer in auto.model.layers]
 
     run = kspec.fit(_digits_spec(augmentation, jit_compile=True), out=tmp_path)
@@ -273,3 +275,37 @@ def test_the_yaml_in_the_scale_guide_is_valid():
         raw = spec.to_dict()
         raw["training"].update(yaml.safe_load(fragment)["training"])
         kspec.load_spec(raw)
+
+
+def test_why_auto_left_xla_off_names_the_layer(monkeypatch):
+    """On a GPU machine, auto turns XLA off for a layer that cannot be compiled: the run
+    says which (simulated: this machine has no GPU, which auto would name first)."""
+    import tensorflow as tf
+
+    from kspec.data.loading import load_data
+    from kspec.train.loop import build_compiled
+    from kspec.train.xla import why_not
+
+    spec = kspec.load_spec(_digits_spec([{"type": "zoom", "height": 0.1}]))
+    model = build_compiled(spec, load_data(spec))
+    assert why_not(model, spec) == "auto: Keras leaves XLA off on machines without a GPU"
+    real = tf.config.list_physical_devices
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: ["GPU:0"] if kind == "GPU" else real(kind))
+    assert why_not(model, spec) == ("auto: layer 'image_zoom_0' (RandomZoom) cannot be "
+                                    "compiled (jit_compile: true moves augmentation to the "
+                                    "input pipeline)")
+
+
+def test_search_trials_build_under_the_precision(tmp_path):
+    import keras
+
+    spec = _digits_spec([], precision="mixed_bfloat16")
+    spec["model"]["layers"][1]["units"] = 10
+    spec["model"]["layers"].insert(1, {"type": "dense", "units": {"$choice": [8, 16]},
+                                       "activation": "relu"})
+    spec["search"] = {"max_trials": 1, "objective": "val_loss"}
+    result = kspec.tune(spec, out=tmp_path, verbose=0)
+    best = keras.saving.load_model(result.best_model_path, safe_mode=True)
+    assert best.get_layer("dense_1").compute_dtype == "bfloat16"
+    assert best.outputs[0].dtype == "float32"
