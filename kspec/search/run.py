@@ -106,7 +106,9 @@ def _load_data(plan: SearchPlan, data: Any):
     targets: ``training.targets`` may be searched)."""
     from kspec.data.loading import load_data
     from kspec.train.loop import for_loading
+    from kspec.train.scale import prepare
 
+    prepare(plan.default)  # TF_CONFIG, devices and precision, before TensorFlow starts
     return load_data(for_loading(plan.default), data)
 
 
