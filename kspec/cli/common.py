@@ -23,7 +23,10 @@ def quiet_tensorflow() -> None:
         os.dup2(devnull, 2)
         import tensorflow  # noqa: F401
 
-        tensorflow.constant(0)  # the CUDA-stub and placer lines appear at the first op
+        # The CUDA-stub lines appear when GPUs are first looked for. Looking (rather than
+        # running an op) leaves the devices unconfigured: training.distribution may still
+        # split a CPU-only machine into logical devices (docs/scale.md).
+        tensorflow.config.list_physical_devices("GPU")
     finally:
         os.dup2(saved, 2)
         os.close(saved)

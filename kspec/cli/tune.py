@@ -14,7 +14,8 @@ def add_parser(sub) -> None:
         "search: section) over every value written as a search space ({$choice: [...]}, "
         "{$int: ...}, {$float: ...}, {$bool: {}}). Writes PROJECT/best_spec.yaml (train it "
         "with `kspec fit`), trials.csv, objective.png and best_model.keras. Distributed: one "
-        "`--chief` and any number of `--worker ID` processes with the same spec and --oracle.")
+        "`--chief` and any number of `--worker ID` processes with the same spec and --oracle; "
+        "or --devices N to start a chief and N workers pinned to this machine's devices.")
     p.add_argument("spec", metavar="SPEC")
     add_set_option(p)
     p.add_argument("--out", metavar="DIR",
@@ -26,6 +27,10 @@ def add_parser(sub) -> None:
                    help="delete an existing project of the same name and start again")
     p.add_argument("--max-trials", type=int, metavar="N", help="override search.max_trials")
     role = p.add_mutually_exclusive_group()
+    role.add_argument("--devices", type=int, metavar="N",
+                      help="run trials on N devices of this machine: a chief here and one "
+                      "worker process per GPU (or per share of the CPU cores), each pinned "
+                      "to its device")
     role.add_argument("--chief", action="store_true",
                       help="hold the oracle for workers (KERASTUNER_TUNER_ID=chief)")
     role.add_argument("--worker", metavar="ID",
@@ -44,6 +49,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from kspec.search.devices import pin_from_env
+
+    pin_from_env()  # a worker of `--devices`: its cores, before TensorFlow starts
     quiet_tensorflow()
     from kspec.search.distributed import TuneError
     from kspec.search.run import tune
@@ -59,7 +67,8 @@ def run(args) -> int:
     try:
         result = tune(args.spec, out=args.out, resume=args.resume, overrides=overrides,
                       role=role, tuner_id=args.worker, oracle=args.oracle,
-                      workers=args.workers, verbose=0 if args.quiet else 1)
+                      workers=args.workers, verbose=0 if args.quiet else 1,
+                      devices=args.devices)
     except TuneError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

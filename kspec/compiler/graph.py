@@ -6,6 +6,7 @@ connections that change the shape) are raised here and name the blocks involved.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Mapping
 
 from kspec.compiler.size import charge
@@ -86,16 +87,21 @@ def _projection(x, target: tuple, path: str, what: str, name: str):
                                        name=name)(x)
 
 
-def _stack(layers: list, x, layer_path: str, prefix: str, keep_names: bool, where: str):
+def _stack(layers: list, x, layer_path: str, prefix: str, keep_names: bool, where: str,
+           output: bool = False):
     from kspec.compiler.layers import build_layer
+    from kspec.compiler.precision import float32_outputs
 
     for j, layer_spec in enumerate(layers):
         if keep_names and layer_spec.name:
             name = layer_spec.name
         else:
             name = f"{prefix}_{layer_spec.name or f'{layer_spec.type}_{j}'}"
+        # The last layer of an output block computes in float32 under mixed precision.
+        last = output and j == len(layers) - 1
         try:
-            x = build_layer(layer_spec, x, f"{layer_path}[{j}]", name)
+            with float32_outputs() if last else contextlib.nullcontext():
+                x = build_layer(layer_spec, x, f"{layer_path}[{j}]", name)
         except SpecError as e:
             if where and where not in e.reason:
                 e.reworded(f"{where}: {e.reason}")
@@ -103,8 +109,9 @@ def _stack(layers: list, x, layer_path: str, prefix: str, keep_names: bool, wher
     return x
 
 
-def apply_block(spec_model: Any, block: Any, xs: list, path: str):
-    """The output tensor of one block, given its input tensors."""
+def apply_block(spec_model: Any, block: Any, xs: list, path: str, output: bool = False):
+    """The output tensor of one block, given its input tensors (``output``: the block
+    feeds a model output, so its last layer computes in float32 under mixed precision)."""
     import keras
 
     from kspec.compiler.transfer import build_base
@@ -124,7 +131,8 @@ def apply_block(spec_model: Any, block: Any, xs: list, path: str):
         prefix = f"{block.name}_{r}" if block.repeat > 1 else block.name
         where = f"in block {block.name!r}" + (f" (repetition {r + 1})" if block.repeat > 1 else "")
         keep = block.use is None and block.repeat == 1
-        y = _stack(layers, x, layer_path, prefix, keep, where)
+        y = _stack(layers, x, layer_path, prefix, keep, where,
+                   output=output and r == block.repeat - 1)
         if residual:
             shortcut = x
             if _shape(x) != _shape(y):
@@ -147,10 +155,14 @@ def build_graph(spec_model: Any, inputs: Mapping[str, Any]) -> list:
     """Apply every block to the (preprocessed) input tensors; return the named outputs."""
     import keras
 
+    from kspec.compiler.precision import output_dtype
+
     tensors = dict(inputs)
+    heads = set(spec_model.output_blocks().values())
     for index, block in topological(spec_model.blocks):
         xs = [tensors[name] for name in block.inputs]
-        tensors[block.name] = apply_block(spec_model, block, xs, f"model.blocks[{index}]")
+        tensors[block.name] = apply_block(spec_model, block, xs, f"model.blocks[{index}]",
+                                          output=block.name in heads)
     outputs = []
     taken = {b.name for b in spec_model.blocks if b.base is not None}
     for k, (name, block) in enumerate(spec_model.output_blocks().items()):
@@ -159,6 +171,7 @@ def build_graph(spec_model: Any, inputs: Mapping[str, Any]) -> list:
                             "base block; give the output another name")
         # An identity layer carries the output's name: Keras names outputs after layers, and
         # the user's loss/metric keys are output names.
-        outputs.append(keras.layers.Identity(name=name)(tensors[block]))
+        # (in float32 under mixed precision: a residual head's last Add is not).
+        outputs.append(keras.layers.Identity(name=name, dtype=output_dtype())(tensors[block]))
     return outputs
 

@@ -219,6 +219,9 @@ def build_layer(spec, x, path: str, name: str):
             path, f"cannot apply {spec.type} layer to an input of shape {shape}: "
             f"{first_line(e)}"
         ) from e
+    from kspec.compiler.origins import remember
+
+    remember(y._keras_history.operation, path)  # errors found on the built model name it
     if getattr(spec, "trainable", True) is False:
         # The layer just created is the last one owning this output. Private: builders
         # return tensors, and _keras_history is how Keras 3.15 names a tensor's producer.

@@ -102,13 +102,38 @@ def load_model(path: str | Path, *, compile: bool = True):
     """
     import keras
 
+    from kspec.compiler.precision import dtype_policy
+
     file = keras_file(path)
     config = check_keras_file(file)
     register_keras_classes()
     try:
-        return keras.saving.load_model(str(file), compile=compile, safe_mode=True)
+        # Keras 3.15 saves each layer's dtype policy but not the model's own, which decides
+        # whether compile() wraps the optimizer for loss scaling: a mixed_float16 model
+        # would load with a plain optimizer and drop its saved state with a warning.
+        with dtype_policy(_mixed_policy(config) or keras.config.dtype_policy().name):
+            return keras.saving.load_model(str(file), compile=compile, safe_mode=True)
     except Exception as e:  # noqa: BLE001 - every failure is explained in one line
         raise ModelFileError(f"{file}: {_explain_keras_failure(file, e, config)}") from e
+
+
+def _mixed_policy(config: Any) -> str | None:
+    """``mixed_float16`` / ``mixed_bfloat16`` when a layer of the saved config uses it."""
+    if isinstance(config, dict):
+        name = config.get("config", {}).get("name") if config.get("class_name") == \
+            "DTypePolicy" and isinstance(config.get("config"), dict) else None
+        if isinstance(name, str) and name.startswith("mixed_"):
+            return name
+        values = config.values()
+    elif isinstance(config, list):
+        values = config
+    else:
+        return None
+    for value in values:
+        found = _mixed_policy(value)
+        if found:
+            return found
+    return None
 
 
 def check_keras_file(file: Path) -> dict[str, Any]:

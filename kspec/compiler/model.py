@@ -5,6 +5,7 @@ A layer stack (optionally on a transfer ``base``) or a graph of blocks (``kspec.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Mapping, Sequence
 
 from kspec import registry
@@ -91,6 +92,7 @@ def _build(spec: Spec, shapes: Mapping[str, Sequence[int | None]] | None,
     import keras
 
     from kspec.compiler.layers import build_layer
+    from kspec.compiler.precision import float32_outputs
 
     resolved = input_shapes(spec, shapes)
     inputs = {
@@ -126,7 +128,9 @@ def _build(spec: Spec, shapes: Mapping[str, Sequence[int | None]] | None,
         lname = layer_name(layer_spec, i)
         if is_last and layer_spec.name is None:
             lname = spec.model.output_name
-        x = build_layer(layer_spec, x, f"model.layers[{i}]", lname)
+        # Under mixed precision the output layer computes in float32 (the Keras guide's rule).
+        with float32_outputs() if is_last else contextlib.nullcontext():
+            x = build_layer(layer_spec, x, f"model.layers[{i}]", lname)
     try:
         return keras.Model(inputs=model_inputs, outputs=x, name=spec.name)
     except ValueError as e:  # e.g. a layer named like the input

@@ -221,7 +221,11 @@ def build_base(base: Any, xs: list, path: str, name: str):
                                 "use the .keras file or the kspec run to cut at one layer")
             y = next(iter(y.values()))
         return y
-    sub = cut(source, base.cut_at, path, name)
+    from kspec.compiler.origins import remember
+    from kspec.compiler.precision import under_global_policy
+
+    # A saved base keeps the dtype policy it was saved with; it follows training.precision.
+    sub = remember(cut(under_global_policy(source), base.cut_at, path, name), path)
     _check_inputs(sub, xs, path)
     sub.trainable = base.trainable
     # No `training=False` here: Keras 3's fit overrides it (keras-team/keras#20285); frozen

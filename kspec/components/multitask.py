@@ -100,7 +100,9 @@ class UncertaintyWeightedModel(keras.Model):
         self.inner = inner
         self.output_keys = names
         self.task_losses = {n: _as_loss(losses[n], n) for n in names}
-        self.weighting = UncertaintyWeighting(names, initial_log_variance, name="weighting")
+        # float32 under mixed precision too: it combines float32 losses into the loss.
+        self.weighting = UncertaintyWeighting(names, initial_log_variance, name="weighting",
+                                              dtype="float32")
         self.built = True  # the inner model is built; nothing else has a shape to learn
 
     def call(self, inputs, training=None):

@@ -97,9 +97,11 @@ class JoinCategorical:
         columns: ``{input_name: (setting, vocabulary)}`` in order.
     """
 
-    def __init__(self, target: str, columns: dict[str, tuple[Any, list[str]]]):
+    def __init__(self, target: str, columns: dict[str, tuple[Any, list[str]]],
+                 paths: dict[str, str] | None = None):
         self.target = target
         self.columns = columns
+        self.paths = paths or {}
         self.side_inputs: list[Any] = []
 
     def __call__(self, x):
@@ -115,22 +117,32 @@ class JoinCategorical:
         for name, (setting, vocabulary) in self.columns.items():
             raw = keras.Input(shape=(1,), dtype="string", name=name)
             self.side_inputs.append(raw)
-            parts.append(_encode(raw, name, setting, vocabulary))
+            parts.append(_encode(raw, name, setting, vocabulary,
+                                 self.paths.get(name, "data.categorical")))
         if len(parts) == 1:
             return parts[0]
         return keras.layers.Concatenate(name=f"{self.target}_with_categorical")(parts)
 
 
-def _encode(raw, name: str, setting: Any, vocabulary: list[str]):
+def _lookup(name: str, vocabulary: list[str], mode: str, path: str):
+    import keras
+
+    from kspec.compiler.origins import remember
+
+    layer = keras.layers.StringLookup(vocabulary=vocabulary, num_oov_indices=1,
+                                      output_mode=mode, name=f"{name}_lookup")
+    # StringLookup cannot be compiled by XLA: that error names the spec's column.
+    return remember(layer, path)
+
+
+def _encode(raw, name: str, setting: Any, vocabulary: list[str], path: str):
     import keras
 
     # One OOV index (0): unseen categories share it instead of failing at serving time.
     if setting.encoding == "one_hot":
-        codes = keras.layers.StringLookup(vocabulary=vocabulary, num_oov_indices=1,
-                                          output_mode="one_hot", name=f"{name}_lookup")(raw)
+        codes = _lookup(name, vocabulary, "one_hot", path)(raw)
         return keras.ops.cast(codes, "float32")  # the lookup's one-hot codes are int64
-    ids = keras.layers.StringLookup(vocabulary=vocabulary, num_oov_indices=1,
-                                    output_mode="int", name=f"{name}_lookup")(raw)
+    ids = _lookup(name, vocabulary, "int", path)(raw)
     dim = setting.dim or embedding_dim(len(vocabulary) + 1)
     vectors = keras.layers.Embedding(len(vocabulary) + 1, dim, name=f"{name}_embedding")(ids)
     return keras.layers.Reshape((dim,), name=f"{name}_vector")(vectors)
@@ -149,6 +161,7 @@ def join_layers(spec: Any, data: Any) -> dict[str, JoinCategorical]:
         raise SpecError("data.categorical", "categorical vocabularies need the training data")
     names = [i.name for i in spec.model.inputs]
     joins: dict[str, dict[str, tuple[Any, list[str]]]] = {}
+    paths: dict[str, str] = {}
     for col, setting in categorical.items():
         where = f"data.categorical.{col}"
         target = setting.join or (names[0] if len(names) == 1 else None)
@@ -164,5 +177,6 @@ def join_layers(spec: Any, data: Any) -> dict[str, JoinCategorical]:
             raise DataError(f"{data.source}: categorical column {col!r} keeps no category of "
                             f"the training split (min_count {setting.min_count})")
         joins.setdefault(target, {})[name] = (setting, vocabulary)
+        paths[name] = where
     data.meta["vocabularies"] = {n: v for cols in joins.values() for n, (_, v) in cols.items()}
-    return {target: JoinCategorical(target, cols) for target, cols in joins.items()}
+    return {target: JoinCategorical(target, cols, paths) for target, cols in joins.items()}

@@ -17,8 +17,29 @@ from keras import ops
 _register = keras.saving.register_keras_serializable(package="kspec")
 
 
+class _Fitted(keras.layers.Layer):
+    """A layer applying fitted statistics to raw inputs: always in float32.
+
+    Under a mixed-precision policy Keras casts a layer's inputs and variables to float16 or
+    bfloat16 (it does so for the variables even with ``autocast=False`` in Keras 3.15, see
+    ``Layer.__call__``): a raw value of 1000.5 becomes 1000 in bfloat16, so ``x - mean``
+    would lose everything below the fourth digit. These layers keep the float32 policy
+    whatever the global one is; the next layer casts their normalized output to its compute
+    dtype, where that rounding no longer hurts.
+    """
+
+    fixed_dtype = "float32"  # kspec.compiler.precision leaves these layers as they are
+
+    def __init__(self, **kwargs):
+        kwargs["dtype"] = self.fixed_dtype
+        super().__init__(**kwargs)
+
+    def _out(self, y):
+        return y
+
+
 @_register
-class Rescale(keras.layers.Layer):
+class Rescale(_Fitted):
     """``y = (x - offset) * scale + shift`` with fitted, non-trainable ``offset``/``scale``.
 
     Min-max scaling, z-scores and per-channel mean subtraction are all this affine map;
@@ -53,8 +74,8 @@ class Rescale(keras.layers.Layer):
         self.scale.assign(ops.reshape(ops.cast(scale, self.scale.dtype), self.stat_shape))
 
     def call(self, inputs):
-        x = ops.cast(inputs, self.compute_dtype)
-        return (x - self.offset) * self.scale + self.shift
+        x = ops.cast(inputs, "float32")
+        return self._out((x - self.offset) * self.scale + self.shift)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -65,7 +86,7 @@ class Rescale(keras.layers.Layer):
 
 
 @_register
-class Whitening(keras.layers.Layer):
+class Whitening(_Fitted):
     """``y = (flatten(x) - mean) @ matrix``, reshaped to ``target_shape``.
 
     PCA whitening projects onto the principal axes (``target_shape = [components]``); ZCA
@@ -93,9 +114,9 @@ class Whitening(keras.layers.Layer):
         self.matrix.assign(ops.cast(matrix, self.matrix.dtype))
 
     def call(self, inputs):
-        x = ops.reshape(ops.cast(inputs, self.compute_dtype), (-1, self.features))
+        x = ops.reshape(ops.cast(inputs, "float32"), (-1, self.features))
         y = ops.matmul(x - self.mean, self.matrix)
-        return ops.reshape(y, (-1, *self.target_shape))
+        return self._out(ops.reshape(y, (-1, *self.target_shape)))
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], *self.target_shape)
@@ -135,9 +156,11 @@ class LaplacianNoise(_RandomLayer):
         if not training:
             return inputs
         x = ops.cast(inputs, self.compute_dtype)
+        # Drawn in float32: in bfloat16, -0.5 + 1e-7 rounds to -0.5 and log1p(-1) = -inf.
         u = keras.random.uniform(ops.shape(x), minval=-0.5 + 1e-7, maxval=0.5,
-                                 seed=self.seed_generator, dtype=self.compute_dtype)
-        return x - self.scale * ops.sign(u) * ops.log1p(-2.0 * ops.abs(u))
+                                 seed=self.seed_generator, dtype="float32")
+        noise = -self.scale * ops.sign(u) * ops.log1p(-2.0 * ops.abs(u))
+        return x + ops.cast(noise, self.compute_dtype)
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale}

@@ -72,7 +72,8 @@ def _index_batches(n: int, batch_size: int, shuffle: bool, seed: int, drop_remai
 
 
 def to_dataset(split: Split, batch_size: int, *, shuffle: bool = False, seed: int = 0,
-               cache: bool = True, drop_remainder: bool = False, epoch=None):
+               cache: bool = True, drop_remainder: bool = False, epoch=None,
+               augment=None):
     """A batched, prefetched ``tf.data.Dataset`` of ``(x, y[, sample_weight])``.
 
     Args:
@@ -86,6 +87,9 @@ def to_dataset(split: Split, batch_size: int, *, shuffle: bool = False, seed: in
         epoch: with ``shuffle``, an int64 variable (:func:`epoch_variable`) holding the epoch
             about to run: each epoch's order then depends only on ``seed`` and the epoch
             (what resuming a run needs). Without it each iteration draws a new order.
+        augment: a function of one batch's ``(x, y[, sample_weight])`` applied after
+            gathering (the training split's augmentation under XLA, ``kspec.train.xla``);
+            run in order, one batch after another, so its seeded draws repeat.
 
     Example:
         >>> import numpy as np
@@ -109,6 +113,8 @@ def to_dataset(split: Split, batch_size: int, *, shuffle: bool = False, seed: in
     ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if cache and not shuffle:
         ds = ds.cache()
+    if augment is not None:
+        ds = ds.map(augment)  # sequential: stateful random layers draw in batch order
     options = tf.data.Options()
     options.experimental_optimization.map_parallelization = True
     ds = ds.with_options(options)

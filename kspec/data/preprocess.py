@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from kspec.compiler.origins import remember
 from kspec.data.split import Data
 from kspec.errors import SpecError
 from kspec.registry import AUGMENTATIONS, PREPROCESSING
@@ -298,12 +299,14 @@ def input_layers(spec: Spec, data: Data | None) -> dict[str, list[Any]]:
     if spec.data.preprocessing:
         fitted = fit_preprocessing(spec, data.train.x)
         counts: dict[tuple[str, str], int] = {}
-        types = {n: [s.type for s in spec.data.preprocessing
+        types = {n: [(i, s.type) for i, s in enumerate(spec.data.preprocessing)
                      if s.inputs is None or n in s.inputs] for n in names}
         for name, steps in fitted.items():
-            for kind, step in zip(types[name], steps):
+            for (i, kind), step in zip(types[name], steps):
                 k = counts[(name, kind)] = counts.get((name, kind), -1) + 1
-                out.setdefault(name, []).append(step.make_layer(f"{name}_{kind}_{k}"))
+                layer = remember(step.make_layer(f"{name}_{kind}_{k}"),
+                                 f"data.preprocessing[{i}]")
+                out.setdefault(name, []).append(layer)
                 if step.out_shape is not None:
                     shapes[name] = step.out_shape
         if spec.data.fit_test_separately:
@@ -324,7 +327,7 @@ def input_layers(spec: Spec, data: Data | None) -> dict[str, list[Any]]:
             layer, shapes[name] = entry.implementation()(
                 step, seed=seed, name=f"{name}_{step.type}_{i}", shape=shape,
                 where=f"{where} (input {name!r})")
-            out.setdefault(name, []).append(layer)
+            out.setdefault(name, []).append(remember(layer, where))
     # Categorical columns join last: augmentation noise is for numbers, not one-hot codes.
     from kspec.data.categorical import join_layers
 

@@ -13,7 +13,15 @@ from typing import Any, Iterable
 from kspec.exporter import layout, metadata
 from kspec.exporter.errors import ExportError
 from kspec.exporter.layout import MODEL_FILES
-from kspec.exporter.parity import FOLD_TOLERANCE, TOLERANCES, ParityReport, compare, keras_predict
+from kspec.exporter.parity import (
+    FOLD_TOLERANCE,
+    PRECISION_TOLERANCES,
+    TOLERANCES,
+    ParityReport,
+    compare,
+    keras_predict,
+    model_precision,
+)
 from kspec.exporter.signature import SIGNATURE_KEY, class_output_plan, describe_inputs
 
 FORMATS = ("savedmodel", "tflite", "keras")
@@ -60,11 +68,26 @@ class ExportResult:
         return "\n".join(lines)
 
 
-def _tolerance(fmt: str, folded: bool, rtol: float | None, atol: float | None):
+def _tolerance(fmt: str, folded: bool, rtol: float | None, atol: float | None,
+               precision: str = "float32"):
     base_r, base_a = TOLERANCES[fmt]
     if folded:
         base_r, base_a = max(base_r, FOLD_TOLERANCE[0]), max(base_a, FOLD_TOLERANCE[1])
+    floor_r, floor_a = PRECISION_TOLERANCES[precision]
+    base_r, base_a = max(base_r, floor_r), max(base_a, floor_a)
     return (base_r if rtol is None else rtol), (base_a if atol is None else atol)
+
+
+def _float32_twin(model: Any) -> Any:
+    """A mixed-precision model rebuilt in float32 with the same weights, for TFLite: the
+    converter would keep float16/bfloat16 casts as TensorFlow ops that the TFLite runtime
+    lacks (checked: "Select TensorFlow op(s) ... not supported by this interpreter"). The
+    parity check then compares it with the mixed-precision Keras model at that precision's
+    tolerance."""
+    from kspec.compiler.precision import dtype_policy, under_global_policy
+
+    with dtype_policy("float32"):
+        return under_global_policy(model)
 
 
 def _signature_of_savedmodel(path: Path) -> tuple[Any, dict[str, Any]]:
@@ -75,8 +98,11 @@ def _signature_of_savedmodel(path: Path) -> tuple[Any, dict[str, Any]]:
     loaded = tf.saved_model.load(str(path))
     fn = loaded.signatures[SIGNATURE_KEY]
 
-    def run(inputs):
-        feed = {k: tf.constant(v) for k, v in inputs.items()}
+    _, wanted = fn.structured_input_signature
+
+    def run(inputs):  # as a client sends them: in the signature's dtypes
+        feed = {k: tf.constant(v, dtype=wanted[k].dtype) if k in wanted else tf.constant(v)
+                for k, v in inputs.items()}
         return {k: v.numpy() for k, v in fn(**feed).items()}
 
     # Keep `loaded` alive as long as `run` is: the signature only holds a weak reference.
@@ -150,7 +176,8 @@ def export(
         sample: input rows for the check (array, or dict by input name); default: the run's
             test split.
         samples: how many rows the check uses.
-        rtol, atol: check tolerance; default per format (see ``kspec.exporter.parity``).
+        rtol, atol: check tolerance; default per format and the model's precision (see
+            ``kspec.exporter.parity``; docs/export.md).
 
     Returns:
         An :class:`ExportResult`.
@@ -201,13 +228,17 @@ def export(
         plan = {}
     inputs, origin = sample_inputs(src, samples, sample, seed=src.spec.seed if src.spec else 0)
     reference = keras_predict(model, inputs)  # always the original, unfolded model
-    rtol_, atol_ = _tolerance(format, bool(fold and fold.folded), rtol, atol)
+    precision = model_precision(model)
+    rtol_, atol_ = _tolerance(format, bool(fold and fold.folded), rtol, atol, precision)
 
     tmp = layout.make_temp(model_dir)
     try:
-        run, signature, extra = _write_and_load(format, serving_model, tmp, plan)
+        written = serving_model
+        if format == "tflite" and precision != "float32":
+            written = _float32_twin(serving_model)
+        run, signature, extra = _write_and_load(format, written, tmp, plan)
         report = compare(run, inputs, reference, target=format, origin=origin,
-                         rtol=rtol_, atol=atol_, class_plan=plan)
+                         rtol=rtol_, atol=atol_, class_plan=plan, precision=precision)
         meta = {
             "name": name, "format": format, "signature_key": SIGNATURE_KEY,
             "signature": signature, "class_outputs": plan,

@@ -23,6 +23,30 @@ from kspec.exporter.signature import CLASS_SUFFIX, PROBABILITY_SUFFIX
 # folded batch norm rounds the kernel once more.
 TOLERANCES = {"savedmodel": (1e-5, 1e-5), "keras": (1e-5, 1e-5), "tflite": (1e-4, 1e-4)}
 FOLD_TOLERANCE = (1e-4, 1e-4)
+# Floors per training.precision. A mixed-precision model computes in float16 (10-bit
+# mantissa, steps of ~1e-3) or bfloat16 (7 bits, ~8e-3) and only its output layer in
+# float32: another summation order or a folded batch norm moves the values entering that
+# layer by a few steps of the compute dtype (measured: docs/export.md).
+PRECISION_TOLERANCES = {"float32": (0.0, 0.0), "mixed_float16": (1e-2, 1e-2),
+                        "mixed_bfloat16": (5e-2, 5e-2)}
+
+
+def model_precision(model: Any) -> str:
+    """``float32``, ``mixed_float16`` or ``mixed_bfloat16``: the compute dtype of the
+    model's layers (nested models included), as ``training.precision`` set it."""
+    import keras
+
+    def layers(m):
+        for layer in m.layers:
+            yield layer
+            if isinstance(layer, keras.Model):
+                yield from layers(layer)
+
+    dtypes = {str(getattr(layer, "compute_dtype", "float32")) for layer in layers(model)}
+    for half in ("float16", "bfloat16"):
+        if half in dtypes:
+            return f"mixed_{half}"
+    return "float32"
 
 
 @dataclass
@@ -45,6 +69,8 @@ class ParityReport:
         inputs: where they came from (``test split of bundled:digits``, ``synthetic``, ...).
         rtol, atol: the tolerances applied.
         outputs: per output name, the differences found.
+        precision: the model's precision (``float32``, ``mixed_float16``,
+            ``mixed_bfloat16``), which sets the tolerance's floor.
     """
 
     target: str
@@ -54,6 +80,7 @@ class ParityReport:
     atol: float
     outputs: dict[str, OutputCheck] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    precision: str = "float32"
 
     @property
     def passed(self) -> bool:
@@ -69,8 +96,8 @@ class ParityReport:
             return f"parity FAILED ({self.target}): " + "; ".join(self.problems)
         worst = max((c.max_abs_diff for c in self.outputs.values()), default=0.0)
         return (f"parity passed: {self.target} vs Keras on {self.samples} rows ({self.inputs}), "
-                f"max |diff| {worst:.2e} (rtol {self.rtol:g}, atol {self.atol:g}), "
-                "repeated calls identical")
+                f"max |diff| {worst:.2e} (rtol {self.rtol:g}, atol {self.atol:g} for "
+                f"{self.precision}), repeated calls identical")
 
 
 def as_output_dict(model: Any, values: Any) -> dict[str, np.ndarray]:
@@ -125,6 +152,7 @@ def compare(
     rtol: float,
     atol: float,
     class_plan: Mapping[str, str] | None = None,
+    precision: str = "float32",
 ) -> ParityReport:
     """Run ``run(inputs)`` twice and compare with ``reference``; raise if they disagree.
 
@@ -136,6 +164,7 @@ def compare(
         rtol, atol: the tolerance (see the module docstring).
         class_plan: the class outputs added to the signature (``{output: kind}``); their
             classes are checked against the served scores.
+        precision: the model's precision, recorded in the report.
 
     Raises:
         ParityError: outputs missing, not deterministic, or outside the tolerance.
@@ -143,7 +172,7 @@ def compare(
     first = {k: np.asarray(v) for k, v in run(inputs).items()}
     second = {k: np.asarray(v) for k, v in run(inputs).items()}
     rows = len(next(iter(inputs.values())))
-    report = ParityReport(target, rows, origin, rtol, atol)
+    report = ParityReport(target, rows, origin, rtol, atol, precision=precision)
     for name, want in reference.items():
         if name not in first:
             report.problems.append(f"output {name!r} is missing (got {sorted(first)})")

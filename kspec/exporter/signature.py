@@ -1,10 +1,11 @@
 """The ``serving_default`` signature: named raw inputs in, named outputs out.
 
 Input keys are the names of the model's ``keras.Input``s (the spec's input names) with their
-dtypes and shapes, batch dimension free; output keys are the model's output names. The
-model is called with ``training=False`` inside the signature, so augmentation and dropout
-layers are inert in every export (Keras's random layers would otherwise default to their
-training behaviour when called outside ``fit``).
+dtypes and shapes, batch dimension free; output keys are the model's output names. Floating
+inputs and outputs are float32 in the signature whatever the model computes in (mixed
+precision, a float16 input). The model is called with ``training=False`` inside the
+signature, so augmentation and dropout layers are inert in every export (Keras's random
+layers would otherwise default to their training behaviour when called outside ``fit``).
 """
 
 from __future__ import annotations
@@ -156,15 +157,32 @@ def add_class_outputs(outputs: dict[str, Any], plan: dict[str, str]) -> dict[str
     return out
 
 
+def signature_dtype(dtype: Any) -> str:
+    """The dtype a signature uses for a model tensor: float32 for every floating dtype
+    (a float16 input or a mixed-precision output), else the tensor's own."""
+    name = str(dtype).replace("tf.", "")
+    return "float32" if name in ("float16", "bfloat16", "float32", "float64") else name
+
+
 def serving_function(model: Any, plan: dict[str, str] | None = None):
-    """``fn(inputs: dict) -> dict`` calling the model in inference mode."""
+    """``fn(inputs: dict) -> dict`` calling the model in inference mode; floating inputs
+    and outputs are float32 whatever the model computes in."""
     import keras
+    import tensorflow as tf
 
     structure = model.input
     names = output_names(model)
 
+    def as_input(t, inputs):
+        x = inputs[t.name]
+        return tf.cast(x, t.dtype) if x.dtype != tf.as_dtype(t.dtype) else x
+
+    def as_output(y):
+        y = tf.convert_to_tensor(y)
+        return tf.cast(y, tf.float32) if y.dtype.is_floating and y.dtype != tf.float32 else y
+
     def serve(inputs):
-        args = keras.tree.map_structure(lambda t: inputs[t.name], structure)
+        args = keras.tree.map_structure(lambda t: as_input(t, inputs), structure)
         result = model(args, training=False)
         if isinstance(result, dict):
             outputs = dict(result)
@@ -172,6 +190,7 @@ def serving_function(model: Any, plan: dict[str, str] | None = None):
             outputs = dict(zip(names, result))
         else:
             outputs = {names[0]: result}
+        outputs = {k: as_output(v) for k, v in outputs.items()}
         return add_class_outputs(outputs, plan or {})
 
     return serve
@@ -183,8 +202,8 @@ def write_savedmodel(model: Any, path: str | Path, plan: dict[str, str] | None =
     import tensorflow as tf
 
     input_names(model)  # distinct names, or the dict below would silently drop one
-    specs = {t.name: tf.TensorSpec([None, *t.shape[1:]], dtype=t.dtype, name=t.name)
-             for t in model.inputs}
+    specs = {t.name: tf.TensorSpec([None, *t.shape[1:]], dtype=signature_dtype(t.dtype),
+                                   name=t.name) for t in model.inputs}
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(SIGNATURE_KEY, serving_function(model, plan), input_signature=[specs])

@@ -16,7 +16,7 @@ import contextlib
 import os
 import time
 from concurrent import futures
-from typing import Iterator
+from typing import Callable, Iterator
 
 from kspec.errors import SpecError
 
@@ -91,15 +91,20 @@ def bounded_requests(seconds: float) -> Iterator[None]:
 
 
 def serve(oracle, host: str, port: int, *, workers: int | None, connect_timeout: float,
-          timeout: float | None, poll: float = 0.2, log=print) -> set[str]:
+          timeout: float | None, poll: float = 0.2, log=print,
+          alive: Callable[[], bool] | None = None,
+          why_dead: Callable[[], str] | None = None) -> set[str]:
     """Serve ``oracle`` to workers until the search is over; return the worker ids seen.
 
     The search is over when the oracle has stopped (max trials reached), no trial is running
     and every worker has left, and, when ``workers`` is given, that many workers have
-    connected (late ones are waited for ``connect_timeout`` seconds at most).
+    connected (late ones are waited for ``connect_timeout`` seconds at most). ``alive``
+    (the workers this process started, :mod:`kspec.search.devices`) ends the wait as soon
+    as no worker runs any more; ``why_dead`` says why for the error.
 
     Raises:
-        TuneError: no worker within ``connect_timeout``, or the search not over in ``timeout``.
+        TuneError: no worker within ``connect_timeout``, the search not over in ``timeout``,
+            or every started worker gone before the search was over.
     """
     import grpc
 
@@ -140,12 +145,20 @@ def serve(oracle, host: str, port: int, *, workers: int | None, connect_timeout:
                 raise TuneError(f"the search did not finish within {timeout:g}s (trials still "
                                 f"running: {running or 'none'}); finished trials are kept, "
                                 "continue with --resume")
-            if not (servicer.stop_triggered and oracle_chief.exit_chief(oracle)):
+            over = servicer.stop_triggered and oracle_chief.exit_chief(oracle)
+            if alive is not None and not over and not alive():
+                time.sleep(poll)  # a worker's last report may still be on its way
+                if not (servicer.stop_triggered and oracle_chief.exit_chief(oracle)):
+                    raise TuneError("every worker exited before the search was over"
+                                    + (f": {why_dead()}" if why_dead else "")
+                                    + "; finished trials are kept, continue with --resume")
+            if not over:
                 continue
             over_since = over_since or time.monotonic()
             if workers is None or len(servicer.seen) >= workers:
                 break
-            if time.monotonic() - over_since > connect_timeout:
+            if time.monotonic() - over_since > connect_timeout or (
+                    alive is not None and not alive()):
                 log(f"chief: only {len(servicer.seen)} of {workers} workers connected")
                 break
     finally:

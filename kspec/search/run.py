@@ -42,6 +42,7 @@ class SearchResult:
     best_model_path: Path | None = None
     test_metrics: dict[str, float] | None = None
     role: str = "local"
+    workers: list[dict[str, Any]] | None = None
 
     @property
     def best_spec_path(self) -> Path:
@@ -52,6 +53,12 @@ class SearchResult:
         from kspec.search.results import summary
 
         text = summary(self.trials, self.plan, self.project_dir)
+        if self.workers:
+            counts = {w["tuner_id"]: sum(t.tuner_id == w["tuner_id"] for t in self.trials)
+                      for w in self.workers}
+            text += "\n\n" + "\n".join(f"worker      {w['tuner_id']} on {w['device']}: "
+                                        f"{counts[w['tuner_id']]} trial(s)"
+                                        for w in self.workers)
         if self.best is not None:
             text += (f"\n\nbest spec   {self.best_spec_path}   (kspec fit {self.best_spec_path})"
                      f"\nbest model  {self.best_model_path}"
@@ -110,14 +117,17 @@ def _load_data(plan: SearchPlan, data: Any):
     targets: ``training.targets`` may be searched)."""
     from kspec.data.loading import load_data
     from kspec.train.loop import for_loading
+    from kspec.train.scale import prepare
 
+    prepare(plan.default)  # TF_CONFIG, devices and precision, before TensorFlow starts
     return load_data(for_loading(plan.default), data)
 
 
 def tune(spec: Any, data: Any = None, *, out: str | Path | None = None, resume: bool = False,
          overrides: Mapping[str, Any] | None = None, role: str | None = None,
          tuner_id: str | None = None, oracle: str | None = None, workers: int | None = None,
-         verbose: int = 1, callbacks: list | None = None) -> SearchResult:
+         verbose: int = 1, callbacks: list | None = None,
+         devices: int | None = None) -> SearchResult:
     """Search the spaces written in a spec with the tuner of its ``search:`` section.
 
     Args:
@@ -133,6 +143,9 @@ def tune(spec: Any, data: Any = None, *, out: str | Path | None = None, resume: 
         workers: the chief serves until this many workers have connected.
         verbose: 0 silent, 1 KerasTuner's per-trial report.
         callbacks: extra Keras callbacks for every trial.
+        devices: run the trials in this many worker processes on this machine, one per GPU
+            (or per share of the CPU cores without GPUs), this process holding the oracle
+            (:mod:`kspec.search.devices`); the spec's data source is read by each worker.
 
     Returns:
         A :class:`SearchResult`; the project directory holds ``best_spec.yaml``,
@@ -156,6 +169,11 @@ def tune(spec: Any, data: Any = None, *, out: str | Path | None = None, resume: 
     dist = search.distributed
     host, port = parse_address(oracle or _env_address() or dist.oracle,
                                "--oracle" if oracle else "search.distributed.oracle")
+    launch = None
+    if devices is not None:
+        launch, host, port = _devices_launcher(plan, devices, role, data, callbacks, out,
+                                               verbose)
+        role = "chief"
     if role == "worker":
         tuner_id = tuner_id or env_id or "tuner1"
         if "chief" in tuner_id:
@@ -163,8 +181,29 @@ def tune(spec: Any, data: Any = None, *, out: str | Path | None = None, resume: 
     project_dir = Path(out or search.directory) / (search.project or plan.default.name)
 
     with _frozen_heap():
-        return _tune(plan, data, role, tuner_id, host, port, workers, project_dir, resume,
-                     verbose, callbacks)
+        return _tune(plan, data, role, tuner_id, host, port, workers or devices, project_dir,
+                     resume, verbose, callbacks, launch)
+
+
+def _devices_launcher(plan, devices, role, data, callbacks, out, verbose):
+    """``(launch(project_dir), host, port)`` for a search over this machine's devices."""
+    from kspec.search import devices as multi
+
+    if role != "local":
+        raise SpecError("--devices", "a multi-device search starts its own chief and "
+                        f"workers; it cannot run as {role!r}", value=devices)
+    if data is not None or callbacks:
+        raise SpecError("--devices", "the workers are separate processes: they read the "
+                        "spec's data.source and cannot receive in-memory data or callbacks",
+                        valid="a spec with a data source, without data=/callbacks=")
+    multi.assignments(devices)  # enough devices: refused before anything starts
+    host, port = "127.0.0.1", multi.free_port()
+    root = Path(out or plan.search.directory).resolve()
+
+    def launch(project_dir: Path):
+        return multi.launch(plan.raw, project_dir, root, host, port, devices, verbose)
+
+    return launch, host, port
 
 
 @contextlib.contextmanager
@@ -183,7 +222,7 @@ def _frozen_heap() -> Iterator[None]:
 
 
 def _tune(plan, data, role, tuner_id, host, port, workers, project_dir, resume, verbose,
-          callbacks) -> SearchResult:
+          callbacks, launch=None) -> SearchResult:
     search = plan.search
     dist = search.distributed
     loaded = _load_data(plan, data)
@@ -201,19 +240,29 @@ def _tune(plan, data, role, tuner_id, host, port, workers, project_dir, resume, 
     epochs = search.epochs or plan.default.training.epochs
     hypermodel = SpecHyperModel(plan, loaded, epochs, callbacks)
     stopped: Exception | None = None
+    started = None
     if role == "chief":
         from kspec.search.distributed import environment, serve
 
+        log = (lambda m: print(m, file=sys.stderr)) if verbose else (lambda m: None)
         with environment("chief", host, port):
             tuner = make_tuner(plan, hypermodel, project_dir.parent, project_dir.name)
             tuner.oracle.verbose = verbose
             tuner.save()
             try:
+                if launch is not None:
+                    started = launch(project_dir)
+                    for w in started.workers:
+                        log(f"chief: worker {w.tuner_id} on {w.device} (log {w.log})")
                 serve(tuner.oracle, host, port, workers=workers or dist.workers,
-                      connect_timeout=dist.connect_timeout, timeout=dist.timeout,
-                      log=(lambda m: print(m, file=sys.stderr)) if verbose else (lambda m: None))
+                      connect_timeout=dist.connect_timeout, timeout=dist.timeout, log=log,
+                      alive=started.alive if started else None,
+                      why_dead=started.tails if started else None)
             except TuneError as e:
                 stopped = e
+            finally:
+                if started is not None:
+                    started.finish()
             tuner.save()
     else:
         tuner = make_tuner(plan, hypermodel, project_dir.parent, project_dir.name)
@@ -229,6 +278,12 @@ def _tune(plan, data, role, tuner_id, host, port, workers, project_dir, resume, 
                                 "trials in a row failed (search.max_consecutive_failures); "
                                 f"the last: {str(e).splitlines()[-1]}")
     result = _finish(tuner, plan, project_dir, role)
+    if started is not None:
+        result.workers = [{"tuner_id": w.tuner_id, "device": w.device,
+                           "returncode": w.returncode, "log": str(w.log)}
+                          for w in started.workers]
+        if stopped is None and started.failed():
+            stopped = TuneError(f"the search finished, but {started.tails()}")
     if stopped is not None:
         raise stopped
     return result
@@ -337,8 +392,11 @@ def _finish(tuner, plan: SearchPlan, project_dir: Path, role: str) -> SearchResu
 
     model, _ = final_model(model, spec)  # a learned-weighting wrapper becomes its plain model
     if getattr(model, "optimizer", None) is not None and not model.optimizer.built:
+        from kspec.train.scale import model_scope
+
         # Saved with a built optimizer, the model loads without a variable-count warning.
-        model.optimizer.build(model.trainable_variables)
+        with model_scope(model):  # in the trial's strategy, if it had one
+            model.optimizer.build(model.trainable_variables)
     save_model_atomic(model, project_dir / "best_model.keras")
     result.best, result.best_spec = best, spec
     result.best_model_path = project_dir / "best_model.keras"

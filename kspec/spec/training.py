@@ -8,7 +8,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import (
+    Discriminator,
+    Field,
+    Tag,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from kspec import registry
 from kspec.errors import SpecError
@@ -223,6 +230,71 @@ class Diagnostics(Strict):
         True, description="with callbacks.tensorboard: activation and gradient histograms")
 
 
+# Keras 3's model.fit fails in its first step under tf.distribute.MultiWorkerMirroredStrategy
+# (keras-team/keras#20585, open; reproduced with Keras 3.15.1 and TensorFlow 2.21 on two
+# workers on 127.0.0.1: "Attempt to convert a value (PerReplica...) to a Tensor" in
+# `_maybe_symbolic_build`, then a metric reduction fails in the train step).
+MULTI_WORKER_REFUSAL = (
+    "Keras 3 cannot train with model.fit under tf.distribute.MultiWorkerMirroredStrategy "
+    "(keras-team/keras#20585: the first training step fails); use strategy: mirrored for "
+    "several devices of one machine, or `kspec tune --devices N` to spread a search over "
+    "devices (docs/scale.md)")
+_DEVICE = r"^/?(device:)?(cpu|gpu|CPU|GPU):\d+$"
+
+
+class Distribution(Strict):
+    """Train over several devices with a ``tf.distribute`` strategy (docs/scale.md).
+
+    ``mirrored`` keeps a copy of the model on every device and splits each batch between
+    them (``training.batch_size`` is the global batch; each device gets
+    ``batch_size / devices`` rows); ``one_device`` places everything on one chosen device.
+    ``devices`` is a list of names (``GPU:0``, ``CPU:1``) or a count: the first N GPUs, or
+    the first N (logical) CPU devices when there is no GPU.
+    """
+
+    strategy: Literal["one_device", "mirrored", "multi_worker"] = Field(
+        "mirrored", description="one_device | mirrored | multi_worker (refused: Keras 3 "
+        "cannot fit under it, keras-team/keras#20585)")
+    devices: PositiveInt | list[str] | None = Field(
+        None, description="device names (GPU:0, CPU:1) or a count; default: every GPU "
+        "(mirrored) or the first GPU, else the CPU (one_device)")
+
+    @field_validator("devices")
+    @classmethod
+    def _names(cls, v: Any) -> Any:
+        for i, name in enumerate(v if isinstance(v, list) else []):
+            if not re.match(_DEVICE, name):
+                raise RelativeSpecError(SpecError(
+                    f"[{i}]", "not a device name", value=name,
+                    valid="GPU:N or CPU:N (also /gpu:N, /device:GPU:N)"))
+        return v
+
+    @model_validator(mode="after")
+    def _runs(self) -> "Distribution":
+        if self.strategy == "multi_worker":
+            raise RelativeSpecError(SpecError(".strategy", MULTI_WORKER_REFUSAL,
+                                              value="multi_worker"))
+        names = self.device_names()
+        if names is not None and len(set(names)) != len(names):
+            raise RelativeSpecError(SpecError(".devices", "a device is listed twice",
+                                              value=self.devices))
+        count = self.devices if isinstance(self.devices, int) else len(self.devices or [])
+        if self.strategy == "one_device" and count > 1:
+            raise RelativeSpecError(SpecError(
+                ".devices", f"one_device trains on one device; {count} were given",
+                value=self.devices, valid="one device, or strategy: mirrored"))
+        if self.devices == []:
+            raise RelativeSpecError(SpecError(".devices", "the list of devices is empty",
+                                              value=[], valid="e.g. [GPU:0, GPU:1] or 2"))
+        return self
+
+    def device_names(self) -> list[str] | None:
+        """The listed devices as ``KIND:N`` (``GPU:0``), or None for a count or none."""
+        if not isinstance(self.devices, list):
+            return None
+        return [d.rsplit("/", 1)[-1].replace("device:", "").upper() for d in self.devices]
+
+
 class TrainingSpec(Strict):
     """How to train: optimizer, loss, metrics, batches, epochs and callbacks."""
 
@@ -252,6 +324,13 @@ class TrainingSpec(Strict):
     def _schedule(cls, v: Any) -> Any:
         return _check_schedule(v)
 
+    @field_validator("jit_compile")
+    @classmethod
+    def _jit(cls, v: Any) -> Any:
+        if v != "auto" and not isinstance(v, bool):
+            raise ValueError(f"jit_compile is auto, true or false; received {v!r}")
+        return v
+
     phases: list[Phase] = Field(
         default_factory=list, description="train in stages (transfer learning); default: one "
         "stage of `epochs` with everything trainable")
@@ -264,6 +343,16 @@ class TrainingSpec(Strict):
     diagnostics: _on_or_options(Diagnostics) = Field(
         False, description="record per-layer statistics while training: true, or "
         "{every, probe_batches, batch_size, histograms} (docs/diagnostics.md)")
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = Field(
+        "float32", description="Keras dtype policy: float32, or mixed precision (float16 "
+        "or bfloat16 compute, float32 weights and outputs; docs/scale.md)")
+    jit_compile: Annotated[Any, WithJsonSchema(
+        {"anyOf": [{"enum": ["auto"]}, {"type": "boolean"}]})] = Field(
+        "auto", description="XLA: auto (Keras decides: off on CPU-only machines, under a "
+        "strategy, or with a layer XLA cannot compile), true or false")
+    distribution: Distribution | None = Field(
+        None, description="train over several devices: {strategy: mirrored | one_device, "
+        "devices: [GPU:0, GPU:1] or N} (docs/scale.md)")
     human_error: float | None = Field(
         None, ge=0.0, description="human-level (or target) error for `kspec report`'s "
         "avoidable bias: 1 - accuracy for classifiers, the loss's units otherwise")

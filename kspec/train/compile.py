@@ -92,7 +92,7 @@ def _uncertainty_compile(model: Any, spec: Spec, opt: Any) -> Any:
                       keras.metrics.MeanMetricWrapper(model.task_losses[name], name="loss")]
                for name in outputs}
     try:
-        model.compile(optimizer=opt, metrics=metrics)
+        model.compile(optimizer=opt, metrics=metrics, jit_compile=t.jit_compile)
     except (ValueError, TypeError) as e:
         raise SpecError("training", f"cannot compile the model: {e}") from e
     return model
@@ -129,6 +129,8 @@ def compile_model(model: Any, spec: Spec, *, optimizer: Any = None,
     Example:
         >>> compile_model(build_model(spec), spec)  # doctest: +SKIP
     """
+    from kspec.train.scale import steps_per_execution
+
     t = spec.training
     ref = t.optimizer if optimizer is None else optimizer
     opt = build_optimizer(ref, optimizer_path)
@@ -152,7 +154,8 @@ def compile_model(model: Any, spec: Spec, *, optimizer: Any = None,
         weights = {name: float(weights.get(name, 1.0)) for name in outputs}
     try:
         model.compile(optimizer=opt, loss=loss, metrics=metrics or None, loss_weights=weights,
-                      steps_per_execution=t.steps_per_execution)
+                      steps_per_execution=steps_per_execution(spec),
+                      jit_compile=t.jit_compile)
     except (ValueError, TypeError) as e:
         raise SpecError("training", f"cannot compile the model: {e}") from e
     return model

@@ -44,7 +44,10 @@ def combine(members: Sequence[Any], name: str = "ensemble"):
     """
     import keras
 
+    from kspec.compiler.precision import output_dtype
+
     first = members[0]
+    dtype = output_dtype()  # the mean of float32 outputs stays float32 under mixed precision
     inputs = [keras.Input(shape=tuple(t.shape[1:]), dtype=t.dtype, name=t.name.split(":")[0])
               for t in first.inputs]
     for k, m in enumerate(members):
@@ -53,10 +56,10 @@ def combine(members: Sequence[Any], name: str = "ensemble"):
     results = [m(args) for m in members]
     names = list(first.output_names)
     if len(names) == 1:
-        outputs = keras.layers.Average(name=names[0])(
+        outputs = keras.layers.Average(name=names[0], dtype=dtype)(
             [r[0] if isinstance(r, (list, tuple)) else r for r in results])
     else:
-        outputs = [keras.layers.Average(name=out)([r[j] for r in results])
+        outputs = [keras.layers.Average(name=out, dtype=dtype)([r[j] for r in results])
                    for j, out in enumerate(names)]
     return keras.Model(inputs, outputs, name=name)
 

@@ -49,6 +49,7 @@ class Run:
     members: list[dict[str, Any]] | None = None
     task_weights: dict[str, float] | None = None
     continued_from: dict[str, Any] | None = None
+    compute: dict[str, Any] | None = None
 
     @property
     def test_metrics(self) -> dict[str, float] | None:
@@ -62,6 +63,10 @@ class Run:
             c = self.continued_from
             lines.append(f"from     {c['run']} (its {c['epochs']} epochs come first; "
                          f"optimizer state {c.get('optimizer_state', 'new')})")
+        if self.compute:
+            from kspec.train.scale import summary_line
+
+            lines.append(summary_line(self.compute))
         if len(self.phases) > 1:
             lines += [f"phase    {p['name']}: epochs {p['first_epoch']}-"
                       f"{p['first_epoch'] + p['epochs'] - 1}, {p['trainable_weights']} trainable "
@@ -211,6 +216,7 @@ def fit(spec: Any, data: Any = None, *, out: str | Path | None = None,
             meta["bases"] = bases
         if loaded.meta.get("class_names") is not None:  # kspec predict names the classes
             meta["class_names"] = loaded.meta["class_names"]
+        meta["compute"] = _compute(built, spec)
         _start_record(run, spec, meta)
 
     start = time.perf_counter()
@@ -244,7 +250,8 @@ def fit(spec: Any, data: Any = None, *, out: str | Path | None = None,
     run.remove_backups()
     return Run(model=model, history=hist, metrics=metrics, run_dir=run.path, spec=spec,
                seconds=seconds, data=loaded, phases=trained.phases, members=trained.members,
-               task_weights=task_weights, continued_from=meta.get("continued_from"))
+               task_weights=task_weights, continued_from=meta.get("continued_from"),
+               compute=meta.get("compute"))
 
 
 def _train(spec: Spec, loaded: Any, built: Any, run: RunDir, continued: dict | None,
@@ -261,6 +268,13 @@ def _train(spec: Spec, loaded: Any, built: Any, run: RunDir, continued: dict | N
     return loop.train(built, spec, loaded, run=run, extra_callbacks=extra,
                       epochs=spec.training.epochs, initial_epoch=continued["epochs"],
                       prior_history=prior_history(continued))
+
+
+def _compute(built: Any, spec: Spec) -> dict[str, Any]:
+    """Precision, XLA as compiled, strategy, devices and batch sizes (docs/scale.md)."""
+    from kspec.train.scale import describe
+
+    return describe(built.model if isinstance(built, loop.Ensemble) else built, spec)
 
 
 def _new_run(out: str | Path, spec: Spec) -> RunDir:

@@ -59,8 +59,10 @@ def load_training_data(spec: Spec, data: Any = None) -> Any:
     """The spec's data (or ``data`` from the Python API), split and checked, with one target
     per output derived as ``training.targets`` says."""
     from kspec.data.loading import load_data
+    from kspec.train.scale import prepare
     from kspec.train.targets import apply_targets
 
+    prepare(spec)  # the machine can run the spec: checked before TensorFlow starts working
     return apply_targets(spec, load_data(for_loading(spec), data))
 
 
@@ -108,17 +110,25 @@ def build_compiled(spec: Spec, data: Any, *, seed: int | None = None) -> Any:
             executions pass their own).
 
     With ``training.loss_weighting: uncertainty`` the model is the learned-weighting wrapper
-    (see :func:`final_model` for the plain model after training).
+    (see :func:`final_model` for the plain model after training). The model is built and
+    compiled under the spec's precision policy and distribution strategy
+    (:mod:`kspec.train.scale`); with ``jit_compile: true`` augmentation XLA cannot compile
+    runs in the training pipeline instead (:mod:`kspec.train.xla`).
     """
     from kspec.compiler.model import build_model, set_seed
     from kspec.data.preprocess import input_layers
+    from kspec.train import scale, xla
     from kspec.train.compile import compile_model, wrap_for_loss_weighting
 
-    layers = input_layers(spec, data)
-    set_seed(spec.seed if seed is None else seed)
-    model = build_model(spec, data.input_shapes(), layers, seed=False)
-    model = wrap_for_loss_weighting(model, spec)
-    compile_model(model, spec)
+    with scale.scope(spec):
+        layers, host = xla.split_for_xla(spec, input_layers(spec, data))
+        set_seed(spec.seed if seed is None else seed)
+        model = build_model(spec, data.input_shapes(), layers, seed=False)
+        model = wrap_for_loss_weighting(model, spec)
+        xla.check_layers(model, spec)
+        compile_model(model, spec)
+        xla.check_compiled(model, spec)
+    xla.remember_host(model, host)
     return model
 
 
@@ -131,10 +141,12 @@ def final_model(model: Any, spec: Spec) -> tuple[Any, dict[str, float] | None]:
     if not hasattr(model, "task_weights"):
         return model, None
     from kspec.train.compile import compile_model
+    from kspec.train.scale import model_scope
 
     weights = model.task_weights()
-    plain = compile_model(model.inner, spec, loss_weights=weights)
-    plain.optimizer.build(plain.trainable_variables)  # saved state matches on load
+    with model_scope(model.inner):  # the optimizer's variables live in the strategy too
+        plain = compile_model(model.inner, spec, loss_weights=weights)
+        plain.optimizer.build(plain.trainable_variables)  # saved state matches on load
     return plain, weights
 
 
@@ -290,6 +302,8 @@ def train(model: Any, spec: Spec, data: Any, *, train_split: Any = None,
     from kspec.train.compile import compile_model
     from kspec.train.phases import default_phases, run_phases
     from kspec.train.progress import epoch_clock, progress_bar
+    from kspec.train.scale import model_scope
+    from kspec.train.xla import host_augmentation
 
     t = spec.training
     split = data.train if train_split is None else train_split
@@ -297,7 +311,8 @@ def train(model: Any, spec: Spec, data: Any, *, train_split: Any = None,
     # Each epoch's order comes from (seed, epoch), so a resumed run repeats it.
     clock = epoch_variable() if t.shuffle else None
     train_ds = to_dataset(split, t.batch_size, shuffle=t.shuffle, seed=spec.seed,
-                          cache=spec.data.cache, epoch=clock)
+                          cache=spec.data.cache, epoch=clock,
+                          augment=host_augmentation(model))
     val_ds = (to_dataset(data.validation, t.batch_size, cache=spec.data.cache)
               if data.validation is not None else None)
     weighted = hasattr(model, "task_weights")
@@ -347,7 +362,8 @@ def train(model: Any, spec: Spec, data: Any, *, train_split: Any = None,
                                       "trainable_weights": len(model.trainable_weights)}])
 
     def recompile(optimizer: Any, path: str) -> None:
-        compile_model(model, spec, optimizer=optimizer, optimizer_path=path)
+        with model_scope(model):  # the new optimizer lives in the model's strategy
+            compile_model(model, spec, optimizer=optimizer, optimizer_path=path)
 
     hist, phases = run_phases(model, spec, fit_one, recompile)
     return Trained(model, hist, phases)
@@ -378,15 +394,17 @@ def build_ensemble(spec: Spec, data: Any) -> Ensemble:
     """Build every member of ``spec.ensemble`` (each with its seed) and their average."""
     from kspec.train.compile import compile_model
     from kspec.train.ensemble import combine, member_seeds
+    from kspec.train.scale import scope
 
     seeds = member_seeds(spec)
-    members = [build_compiled(member_spec(spec, seed), data) for seed in seeds]
-    # The averaged model nests each member's plain model (a wrapper's inner model).
-    combined = combine([getattr(m, "inner", m) for m in members], name=spec.name)
-    compile_model(combined, spec)
-    # The combined model is never trained itself; building its optimizer now makes the saved
-    # optimizer state match the model's variables, so loading it does not warn.
-    combined.optimizer.build(combined.trainable_variables)
+    with scope(spec):  # the members and their average under one policy and strategy
+        members = [build_compiled(member_spec(spec, seed), data) for seed in seeds]
+        # The averaged model nests each member's plain model (a wrapper's inner model).
+        combined = combine([getattr(m, "inner", m) for m in members], name=spec.name)
+        compile_model(combined, spec)
+        # The combined model is never trained itself; building its optimizer now makes the
+        # saved optimizer state match the model's variables, so loading it does not warn.
+        combined.optimizer.build(combined.trainable_variables)
     return Ensemble(combined, members, seeds)
 
 
