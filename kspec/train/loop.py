@@ -276,7 +276,7 @@ def train(model: Any, spec: Spec, data: Any, *, train_split: Any = None,
 
     t = spec.training
     split = data.train if train_split is None else train_split
-    weights = class_weights(spec, split.y)
+    weights = class_weights(spec, _labels(spec, split))
     train_ds = to_dataset(split, t.batch_size, shuffle=t.shuffle, seed=spec.seed,
                           cache=spec.data.cache)
     val_ds = (to_dataset(data.validation, t.batch_size, cache=spec.data.cache)
@@ -285,7 +285,8 @@ def train(model: Any, spec: Spec, data: Any, *, train_split: Any = None,
 
     def fit_one(index: int, first: int, last: int):
         cbs = callbacks(spec, has_validation=val_ds is not None, run=run, tag=tag, phase=index,
-                        weighted=weighted, extra=extra_callbacks, train_split=split)
+                        weighted=weighted, extra=extra_callbacks,
+                        train_split=_probe_split(spec, split))
         history = model.fit(
             train_ds, validation_data=val_ds, initial_epoch=first, epochs=last,
             steps_per_epoch=t.steps_per_epoch, class_weight=weights, callbacks=cbs,
@@ -309,6 +310,27 @@ def train(model: Any, spec: Spec, data: Any, *, train_split: Any = None,
 
     hist, phases = run_phases(model, spec, fit_one, recompile)
     return Trained(model, hist, phases)
+
+
+def _labels(spec: Spec, split: Any) -> Any:
+    """The labels class weights read; a streamed split (kspec.data.stream) is read for
+    them only when ``class_weight: balanced`` needs the counts."""
+    if not getattr(split, "streamed", False):
+        return split.y
+    return split.labels() if spec.training.class_weight == "balanced" else None
+
+
+def _probe_split(spec: Spec, split: Any) -> Any:
+    """What the diagnostics probe reads its first rows from: the split, or for a streamed
+    split those rows read into memory (only when diagnostics are on)."""
+    if not getattr(split, "streamed", False):
+        return split
+    from kspec.train.diagnostics import diagnostics_options
+
+    opts = diagnostics_options(spec)
+    if opts is None:
+        return None
+    return split.head(opts.probe_batches * (opts.batch_size or spec.training.batch_size))
 
 
 @dataclass
