@@ -137,7 +137,8 @@ class StreamSplit:
     :meth:`carve` (the fraction splits).
 
     Attributes:
-        source: names the data in messages (``data/shapes``, ``tfds:mnist``).
+        source: names the data in messages (``data/shapes (train split)``, ``tfds:mnist``).
+        origin: the same without the split (``data/shapes``).
         length: the number of rows (counted when the source was read).
         inputs: ``{input_name: (shape of one row, dtype name)}``.
         transforms: functions on batch dicts applied after reading (derived targets,
@@ -149,6 +150,8 @@ class StreamSplit:
     def __init__(self, source: str, length: int, inputs: dict[str, tuple[tuple, str]],
                  labelled: bool = True) -> None:
         self.source = source
+        # The source without a split's name: what a carved split's name is appended to.
+        self.origin = source[:source.rfind(" (")] if source.endswith(" split)") else source
         self.length = int(length)
         self.inputs = {k: (tuple(int(d) for d in s), str(t)) for k, (s, t) in inputs.items()}
         self.labelled = labelled

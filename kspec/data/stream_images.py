@@ -160,7 +160,7 @@ class ImageFolderStream(StreamSplit):
         out.labels_ = self.labels_[index]
         out.length = len(index)
         out.split, out.transforms, out._heads, out.statistics = split, [], {}, {}
-        out.source = self.source if split == "all" else f"{self.source} ({split} split)"
+        out.source = self.origin if split == "all" else f"{self.origin} ({split} split)"
         return out
 
     def carve(self, validation, test, *, shuffle, stratify, seed):

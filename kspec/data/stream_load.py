@@ -66,8 +66,9 @@ def _carve(spec: Spec, parts: dict[str, StreamSplit]) -> dict[str, StreamSplit |
         carved = pool.carve(val, test, shuffle=s.shuffle, stratify=s.stratify, seed=spec.seed)
     else:
         carved = {"train": pool}
-    return {name: parts[name] if name in parts else carved.get(name)
-            for name in ("train", "validation", "test")}
+    out = {name: parts[name] if name in parts else carved.get(name)
+           for name in ("validation", "test")}
+    return {"train": carved["train"], **out}
 
 
 def _packer(source: str):

@@ -298,7 +298,7 @@ class TfrecordStream(StreamSplit):
             part = copy.copy(self)
             part.selection, part.split = selection, name
             part.transforms, part._heads, part.statistics = [], {}, {}
-            part.source = f"{self.source} ({name} split)"
+            part.source = f"{self.origin} ({name} split)"
             part.length = part._count()
             out[name] = part
         return out
