@@ -31,8 +31,8 @@ from kspec.errors import DataError, SpecError
 
 # Rows of each split checked before training like in-memory data (NaN, labels, shapes).
 HEAD_ROWS = 256
-# Default rows held by the shuffle buffer of record streams (TFRecord, CSV, TFDS).
-SHUFFLE_BUFFER = 4096
+# Images held by the shuffle buffer of a cached image folder (memory: that many images).
+SHUFFLE_BUFFER = 1024
 
 _MASK = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -108,6 +108,14 @@ def fraction_bounds(validation: float, test: float) -> dict[str, tuple[float, fl
     (the order in-memory splits cut a permutation in)."""
     return {"test": (0.0, test), "validation": (test, test + validation),
             "train": (test + validation, 1.0)}
+
+
+def whole_or(selection: tuple, n: int) -> tuple | None:
+    """None when a selection of rows (``("hash", lo, hi, seed)`` or ``("position", first,
+    end)``) keeps all ``n`` rows, so the pipeline reads without a filter; else itself."""
+    if selection[0] == "hash":
+        return None if selection[1] <= 0.0 and selection[2] >= 1.0 else selection
+    return None if selection[1] <= 0 and selection[2] >= n else selection
 
 
 def epoch_order(n: int, shuffle: bool, seed: int) -> Any:

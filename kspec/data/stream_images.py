@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from kspec.data.image_headers import HEAD_BYTES, JPEG_PREFIX, image_size, is_jpeg
 from kspec.data.images import _find_bad_image, _list_images, resolve_folder
 from kspec.data.split import Split
 from kspec.data.stream import (
@@ -40,31 +41,41 @@ from kspec.errors import DataError, SpecError
 _MAGIC = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF", b"BM": "BMP"}
 
 
-def check_magic(files: list[str], root: Path) -> None:
-    """Refuse, by name, a file that is not an image at all (empty, text, another format):
-    16 bytes read per file, so a folder of a million images is checked in seconds."""
+def check_images(files: list[str], root: Path, size: tuple[int, int]) -> bool:
+    """Refuse, by name, a file that is not an image at all (empty, text, another format),
+    reading only its first bytes, so a folder of a million images is checked in seconds.
+
+    Returns whether every header says the image already has ``size`` (height, width): then
+    the pipeline decodes without a size check per image.
+    """
+    sized = True
     for f in files:
         try:
             with open(f, "rb") as handle:
-                head = handle.read(16)
+                head = handle.read(HEAD_BYTES)
+                if sized and is_jpeg(head):
+                    head += handle.read(JPEG_PREFIX)
         except OSError as e:
             raise DataError(f"{root}: cannot read image {f} ({e.strerror or e})") from e
         if not any(head.startswith(m) for m in _MAGIC):
             what = "the file is empty" if not head else f"it starts with {head[:8]!r}"
             raise DataError(f"{root}: cannot decode image {f} (not a PNG, JPEG, GIF or BMP "
                             f"image: {what})")
+        sized = sized and image_size(head) == tuple(size)
+    return sized
 
 
-def decode_image(path: Any, size: tuple[int, int], channels: int) -> Any:
+def decode_image(path: Any, size: tuple[int, int], channels: int, resize: bool = True) -> Any:
     """One image file as ``uint8 (height, width, channels)``: decoded, and resized only when
-    its size differs (as the in-memory reader resizes: bilinear, rounded)."""
+    its size differs (as the in-memory reader resizes: bilinear, rounded); with ``resize``
+    false every image must have the size already (its header said so)."""
     import tensorflow as tf
 
-    return decode_bytes(tf.io.read_file(path), size, channels)
+    return decode_bytes(tf.io.read_file(path), size, channels, resize=resize)
 
 
 def decode_bytes(data: Any, size: tuple[int, int], channels: int,
-                 encoding: str = "image") -> Any:
+                 encoding: str = "image", resize: bool = True) -> Any:
     """:func:`decode_image` of the encoded bytes ``data`` (``png``, ``jpeg`` or any
     ``image`` format ``tf.io.decode_image`` reads)."""
     import tensorflow as tf
@@ -75,14 +86,16 @@ def decode_bytes(data: Any, size: tuple[int, int], channels: int,
         image = tf.io.decode_jpeg(data, channels=channels)
     else:
         image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+    if not resize:
+        return tf.ensure_shape(image, [size[0], size[1], channels])
     image.set_shape([None, None, channels])
 
-    def resize():
+    def resized():
         out = tf.image.resize(image, size)
         return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
 
     same = tf.reduce_all(tf.equal(tf.shape(image)[:2], tf.constant(size, tf.int32)))
-    image = tf.cond(same, lambda: tf.cast(image, tf.uint8), resize)
+    image = tf.cond(same, lambda: tf.cast(image, tf.uint8), resized)
     return tf.ensure_shape(image, [size[0], size[1], channels])
 
 
@@ -91,8 +104,9 @@ class ImageFolderStream(StreamSplit):
 
     def __init__(self, source: str, root: Path, files: list[str], labels: np.ndarray,
                  input_name: str, size: tuple[int, int], channels: int,
-                 cache: str | None = None, split: str = "all") -> None:
+                 cache: str | None = None, split: str = "all", sized: bool = False) -> None:
         super().__init__(source, len(files), {input_name: ((*size, channels), "uint8")})
+        self.sized = sized  # every header gave the size: no per-image check and resize
         self.root, self.files, self.labels_ = root, list(files), np.asarray(labels, "int64")
         self.input_name, self.size, self.channels = input_name, tuple(size), channels
         self.cache, self.split = cache, split
@@ -121,7 +135,8 @@ class ImageFolderStream(StreamSplit):
 
         def load(i):
             path = tf.gather(paths, i)
-            out = {"x": {name: decode_image(path, size, channels)}, "y": tf.gather(labels, i)}
+            out = {"x": {name: decode_image(path, size, channels, resize=not self.sized)},
+                   "y": tf.gather(labels, i)}
             if keys:
                 out["key"] = path
             return out
@@ -205,8 +220,8 @@ def read_image_stream(src: Any, input_names: list[str], where: str, groups: Any 
             key = f"{where}.path" + ("" if split == "all" else f".{split}")
             raise SpecError(key, f"folder not found: {p}")
         files, labels, classes = _list_images(root, classes, where)
-        check_magic(files, root)
+        sized = check_images(files, root, tuple(src.image_size))
         label = str(p) if split == "all" else f"{p} ({split} split)"
         out[split] = ImageFolderStream(label, root, files, labels, input_names[0],
-                                       tuple(src.image_size), channels, src.cache, split)
+                                       tuple(src.image_size), channels, src.cache, split, sized)
     return out, ", ".join(paths.values()), {"class_names": list(classes)}

@@ -20,7 +20,14 @@ import numpy as np
 
 from kspec.data.checks import row_phrase
 from kspec.data.split import Split
-from kspec.data.stream import RowNames, StreamSplit, fraction_bounds, text_key, unit_hash
+from kspec.data.stream import (
+    RowNames,
+    StreamSplit,
+    fraction_bounds,
+    text_key,
+    unit_hash,
+    whole_or,
+)
 from kspec.data.tables import input_groups, label_columns
 from kspec.errors import DataError, SpecError, first_line, suggest
 
@@ -210,7 +217,7 @@ class CsvStream(StreamSplit):
             if name != "train" and not (validation if name == "validation" else test):
                 continue
             part = copy.copy(self)
-            part.selection, part.split = selection, name
+            part.selection, part.split = whole_or(selection, n), name
             part.transforms, part._heads, part.statistics = [], {}, {}
             part.source = f"{self.origin} ({name} split)"
             part.length = int(part._mask(np.arange(n)).sum())

@@ -18,7 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from kspec.data.stream import StreamSplit, fraction_bounds, text_key, unit_hash, unit_hash_tf
+from kspec.data.stream import (
+    StreamSplit,
+    fraction_bounds,
+    text_key,
+    unit_hash,
+    unit_hash_tf,
+    whole_or,
+)
 from kspec.data.tfds import feature_mapping
 from kspec.errors import DataError, SpecError
 
@@ -72,7 +79,7 @@ class TfdsStream(StreamSplit):
             if name != "train" and not (validation if name == "validation" else test):
                 continue
             part = copy.copy(self)
-            part.selection = selection
+            part.selection = whole_or(selection, n)
             part.transforms, part._heads, part.statistics = [], {}, {}
             part.source = f"{self.origin} ({name} split)"
             part.length = int(part._mask(np.arange(n)).sum())

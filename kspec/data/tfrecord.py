@@ -42,6 +42,7 @@ from kspec.data.stream import (
     text_key,
     unit_hash,
     unit_hash_tf,
+    whole_or,
 )
 from kspec.data.tables import label_columns
 from kspec.errors import DataError, SpecError, first_line, suggest
@@ -204,12 +205,17 @@ def _block(plan: Plan, values: dict[str, np.ndarray], names: Any, file: str) -> 
     return Split(x, y, None, groups)
 
 
-def scan(files: list[str], plan: Plan, check: Any) -> list[int]:
+def scan(files: list[str], plan: Plan, check: Any) -> tuple[list[int], dict[str, bool]]:
     """Every record of every file read and parsed against the plan (see the module's
-    docstring); returns the number of records of each file."""
+    docstring). Returns the number of records of each file, and for each encoded image
+    feature whether every image's header gives the size of its ``shape`` (then the
+    pipeline decodes without a size check and resize per image)."""
     import tensorflow as tf
 
+    from kspec.data.image_headers import image_size
+
     description = {k: _tf_feature(d) for k, d in plan.features.items()}
+    sized = {k: True for k, d in plan.features.items() if d.encoding}
     counts = []
     for file in files:
         n = 0
@@ -234,11 +240,15 @@ def scan(files: list[str], plan: Plan, check: Any) -> list[int]:
                                 f"{plan.where}.features says ({first_line(e.message)})") from e
             values = {k: v.numpy() for k, v in parsed.items()
                       if not plan.features[k].encoding}
+            for key in sized:
+                want = tuple(plan.features[key].shape[:2])
+                sized[key] = sized[key] and all(image_size(b) == want
+                                                for b in parsed[key].numpy())
             names = RowNames(len(raws), lambda i, n=n, file=file: f"record {n + i} of {file}")
             check(_block(plan, values, names, file), names)
             n += len(raws)
         counts.append(n)
-    return counts
+    return counts, sized
 
 
 # -- the stream ---------------------------------------------------------------------------------
@@ -252,10 +262,11 @@ class TfrecordStream(StreamSplit):
         root = os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in files])
         self.file_keys = [text_key(os.path.relpath(os.path.abspath(f), root)) for f in files]
         self.counts: list[int] | None = None
+        self.sized: dict[str, bool] = {}
         self.selection: tuple | None = None
 
     def prepare(self, check):
-        self.counts = scan(self.files, self.plan, check)
+        self.counts, self.sized = scan(self.files, self.plan, check)
         self.length = self._count()
 
     def _count(self) -> int:
@@ -282,11 +293,11 @@ class TfrecordStream(StreamSplit):
                             "each record's file and index, not by class (class proportions "
                             "then hold approximately)", value=True,
                             valid="stratify: false, or separate files per split")
+        n = sum(self.counts)
         if shuffle:
             ranges = {k: ("hash", lo, hi, seed)
                       for k, (lo, hi) in fraction_bounds(validation, test).items()}
         else:  # the first records are the test split, then validation, as in memory
-            n = sum(self.counts)
             k_test, k_val = int(round(n * test)), int(round(n * validation))
             ranges = {"test": ("position", 0, k_test),
                       "validation": ("position", k_test, k_test + k_val),
@@ -296,7 +307,7 @@ class TfrecordStream(StreamSplit):
             if name != "train" and not (validation if name == "validation" else test):
                 continue
             part = copy.copy(self)
-            part.selection, part.split = selection, name
+            part.selection, part.split = whole_or(selection, n), name
             part.transforms, part._heads, part.statistics = [], {}, {}
             part.source = f"{self.origin} ({name} split)"
             part.length = part._count()
@@ -321,26 +332,26 @@ class TfrecordStream(StreamSplit):
         import tensorflow as tf
 
         plan = self.plan
-        files = tf.constant(self.files)
         wanted = set(plan.labels.values()) | ({plan.group} if plan.group else set())
         if not labels_only:
             wanted |= set(plan.inputs.values())
         description = {k: _tf_feature(plan.features[k]) for k in wanted}
 
-        def read(fi):
-            file = tf.gather(files, fi)
+        def read(file, fi):
+            """The raw records of one file (with each one's name when ``keys``)."""
             ds = tf.data.TFRecordDataset(file, compression_type=plan.compression)
             if self.selection is None and not keys:
-                return ds.map(lambda raw: {"raw": raw})
+                return ds
             ds = ds.enumerate()
             if self.selection is not None:
                 ds = ds.filter(lambda i, raw: self._keep(fi, i))
             if keys:
-                return ds.map(lambda i, raw: {"raw": raw, "key": tf.strings.join(
-                    ["record ", tf.strings.as_string(i), " of ", file])})
-            return ds.map(lambda i, raw: {"raw": raw})
+                return ds.map(lambda i, raw: (raw, tf.strings.join(
+                    ["record ", tf.strings.as_string(i), " of ", file])))
+            return ds.map(lambda i, raw: raw)
 
-        order = tf.data.Dataset.range(len(self.files))
+        order = tf.data.Dataset.from_tensor_slices(
+            (self.files, np.arange(len(self.files), dtype="int64")))
         if shuffle:
             order = order.shuffle(len(self.files), seed=seed, reshuffle_each_iteration=True)
         # Several files at once, except where the source's order is wanted (keys: checks,
@@ -352,43 +363,35 @@ class TfrecordStream(StreamSplit):
         if shuffle:
             ds = ds.shuffle(plan.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
 
-        def build(raw, parse):
+        def build(parse, raw, key=None):
             parsed = parse(raw, description)
             x = {}
-            for name, key in plan.inputs.items():
-                if labels_only:
-                    break
-                d = plan.features[key]
+            for name, k in ({} if labels_only else plan.inputs).items():
+                d = plan.features[k]
                 if d.encoding:
                     from kspec.data.stream_images import decode_bytes
 
-                    x[name] = decode_bytes(parsed[key], tuple(d.shape[:2]), d.shape[2],
-                                           d.encoding)
+                    x[name] = decode_bytes(parsed[k], tuple(d.shape[:2]), d.shape[2],
+                                           d.encoding, resize=not self.sized.get(k, False))
                 else:
-                    x[name] = parsed[key]
+                    x[name] = parsed[k]
             out = {"x": x}
             if plan.labels:
                 ys = {o: parsed[k] for o, k in plan.labels.items()}
                 out["y"] = ys[None] if None in ys else ys
             if plan.group:
                 out["groups"] = parsed[plan.group]
+            if key is not None:
+                out["key"] = key
             return out
 
-        def with_key(fn):
-            def apply(element):
-                out = fn(element["raw"])
-                if "key" in element:
-                    out["key"] = element["key"]
-                return out
-            return apply
-
         if plan.encoded(wanted):  # images decode one by one, in parallel
-            ds = ds.map(with_key(lambda raw: build(raw, tf.io.parse_single_example)),
+            ds = ds.map(lambda *e: build(tf.io.parse_single_example, *e),
                         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             ds = ds.batch(batch_size, drop_remainder=drop_remainder)
         else:  # numbers parse a batch at a time
             ds = ds.batch(batch_size, drop_remainder=drop_remainder).map(
-                with_key(lambda raw: build(raw, tf.io.parse_example)),
+                lambda *e: build(tf.io.parse_example, *e),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         if plan.group:
             ds = ds.map(self._group_ids)

@@ -137,7 +137,7 @@ class CsvSource(_Source):
     stream: bool = Field(False, description="read the file in chunks as it is used, never "
                          "all in memory (kspec.data.stream_tables)")
     chunk_rows: PositiveInt = Field(10_000, description="stream only: rows read at a time")
-    shuffle_buffer: PositiveInt = Field(4096, description="stream only: rows mixed by the "
+    shuffle_buffer: PositiveInt = Field(10_000, description="stream only: rows mixed by the "
                                         "shuffle buffer")
 
 
@@ -212,7 +212,7 @@ class TfdsSource(_Source):
     label: Label | None = Field("label", description="label feature key (None: unlabelled)")
     stream: bool = Field(False, description="read the split as a tf.data pipeline as it is "
                          "used, never all in memory (kspec.data.stream_tfds)")
-    shuffle_buffer: PositiveInt = Field(4096, description="stream only: examples mixed by "
+    shuffle_buffer: PositiveInt = Field(1024, description="stream only: examples mixed by "
                                         "the shuffle buffer")
 
 
@@ -268,7 +268,7 @@ class TfrecordSource(_Source):
         None, description="model input name -> feature key; default: the input's own name, or "
         "the only feature that is not the label")
     compression: Literal["none", "gzip", "zlib"] = "none"
-    shuffle_buffer: PositiveInt = Field(4096, description="records mixed by the shuffle "
+    shuffle_buffer: PositiveInt = Field(1024, description="records mixed by the shuffle "
                                         "buffer (files are also shuffled and interleaved)")
 
 

@@ -171,3 +171,25 @@ def test_streamed_sources_refuse_what_needs_memory(make_spec, tmp_path):
         make_spec({"source": {"type": "image_folder", "path": "x", "image_size": [8, 8],
                               "cache": "c"}})
     assert e.value.path == "data.source.cache"
+
+
+def test_tfrecord_groups_are_read_per_record_and_packed(make_spec, tmp_path):
+    folder = records(tmp_path / "rec", files=2, per_file=10,
+                     bad={(1, 3): {"group": np.int64(5)}})
+    metrics = [{"type": "subgroup_accuracy", "group": 0}, {"type": "subgroup_accuracy",
+                                                            "group": 1}]
+    source = _record_source(folder)
+    spec = make_spec({"source": source, "groups": {"column": "group", "bins": [1]}},
+                     inputs=IMAGE, layers=[{"type": "flatten"}, {"type": "dense", "units": 1}],
+                     training={"loss": {"type": "label_columns", "loss": "mse"},
+                               "metrics": metrics})
+    data = load_data(spec)
+    packed = data.train.head(20).y
+    assert packed.shape == (20, 2) and set(packed[:, 1].tolist()) == {0.0, 1.0}
+    spec = make_spec({"source": source, "groups": {"column": "group"}}, inputs=IMAGE,
+                     layers=[{"type": "flatten"}, {"type": "dense", "units": 1}],
+                     training={"loss": {"type": "label_columns", "loss": "mse"},
+                               "metrics": metrics})
+    with pytest.raises(DataError, match=r"record 3 of .*part-1\.tfrecord is in group 5, but "
+                                        r"training\.metrics\[0\] counts num_groups=2"):
+        load_data(spec)
