@@ -196,18 +196,18 @@ class StreamSplit:
     @property
     def x(self) -> Any:
         raise DataError(f"{self.source}: the split is streamed from disk and has no "
-                        "in-memory arrays; this needs data in memory (use stream: false, or "
-                        "a sample: split.head(rows).x)")
+                        "in-memory arrays; this needs the data in memory (stream: false, "
+                        "where the source has it), or take a sample: split.head(rows).x")
 
     @property
     def y(self) -> Any:
         raise DataError(f"{self.source}: the split is streamed from disk and has no "
-                        "in-memory labels (use split.labels() or stream: false)")
+                        "in-memory labels (read them with split.labels())")
 
     def take(self, index: Any) -> Any:
         raise DataError(f"{self.source}: a streamed split cannot be resampled by row "
                         "(ensemble.bootstrap needs the rows in memory); set "
-                        "ensemble.bootstrap: false or stream: false")
+                        "ensemble.bootstrap: false (members still differ by their seeds)")
 
     def with_transform(self, fn: Callable[[dict], dict]) -> "StreamSplit":
         """A copy of this stream whose batches pass through ``fn`` (a TensorFlow function

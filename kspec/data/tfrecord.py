@@ -136,7 +136,7 @@ def resolve_files(pattern: str, where: str) -> list[str]:
         if os.path.isdir(path):
             raise SpecError(where, f"{pattern} is a folder; name its files with a pattern",
                             value=pattern, valid=os.path.join(pattern, "*.tfrecord"))
-        raise SpecError(where, f"no files match {pattern}", value=pattern)
+        raise SpecError(where, f"no files match {pattern}")
     return files
 
 
