@@ -39,7 +39,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 CLASSES = 10
-SHARDS_PER_X = 2
+SHARDS_PER_X = 8  # eight files at 1x: every size interleaves eight at once
 BATCH = 64
 STEPS_PER_EXECUTION = 8  # kspec's default (training.steps_per_execution)
 
@@ -59,8 +59,8 @@ def _png(rng, label: int, size: int) -> bytes:
 
 
 def generate(root: Path, images: int, size: int, scales: list[int]) -> dict:
-    """``root/png/{k}x/cN/*.png`` (hard links into the largest size) and
-    ``root/tfrecord/shard-NNN.tfrecord``; returns the paths of every size."""
+    """``root/png/{k}x/cN/*.png`` and ``root/tfrecord/{k}x/shard-NNN.tfrecord`` for every
+    size ``k`` (hard links into the files of the largest); returns their paths."""
     import numpy as np
     import tensorflow as tf
 
@@ -69,8 +69,8 @@ def generate(root: Path, images: int, size: int, scales: list[int]) -> dict:
     total = images * largest
     shards = SHARDS_PER_X * largest
     full = root / "png" / "all"
-    (root / "tfrecord").mkdir(parents=True, exist_ok=True)
-    writers = [tf.io.TFRecordWriter(str(root / "tfrecord" / f"shard-{s:03d}.tfrecord"))
+    (root / "tfrecord" / "all").mkdir(parents=True, exist_ok=True)
+    writers = [tf.io.TFRecordWriter(str(root / "tfrecord" / "all" / f"shard-{s:03d}.tfrecord"))
                for s in range(shards)]
     for i in range(total):
         label = i % CLASSES
@@ -91,9 +91,13 @@ def generate(root: Path, images: int, size: int, scales: list[int]) -> dict:
             (folder / f"c{c}").mkdir(parents=True, exist_ok=True)
             for f in sorted((full / f"c{c}").iterdir())[: images * k // CLASSES]:
                 os.link(f, folder / f"c{c}" / f.name)
+        records = root / "tfrecord" / f"{k}x"
+        records.mkdir(parents=True, exist_ok=True)
+        for s in range(SHARDS_PER_X * k):
+            os.link(root / "tfrecord" / "all" / f"shard-{s:03d}.tfrecord",
+                    records / f"shard-{s:03d}.tfrecord")
         out[k] = {"png": str(folder), "images": images * k // CLASSES * CLASSES,
-                  "tfrecord": [str(root / "tfrecord" / f"shard-{s:03d}.tfrecord")
-                               for s in range(SHARDS_PER_X * k)]}
+                  "tfrecord": sorted(str(f) for f in records.iterdir())}
     return out
 
 
@@ -153,8 +157,9 @@ def run_kspec(paths: dict, fmt: str, size: int, epochs: int, stream: bool) -> di
     if fmt == "png":
         source = {"type": "image_folder", "path": paths["png"], "image_size": [size, size],
                   "color_mode": "rgb", "stream": stream}
-    else:  # exactly this size's shards
-        source = {"type": "tfrecord", "path": _shard_glob(paths["tfrecord"]), "label": "label",
+    else:
+        pattern = os.path.join(os.path.dirname(paths["tfrecord"][0]), "shard-*.tfrecord")
+        source = {"type": "tfrecord", "path": pattern, "label": "label",
                   "features": {"image": {"encoding": "png", "shape": [size, size, 3]}}}
     spec = {"name": "bench_stream", "seed": 0,
             "data": {"source": source, "preprocessing": [{"type": "min_max", "per": "global"}]},
@@ -173,18 +178,6 @@ def run_kspec(paths: dict, fmt: str, size: int, epochs: int, stream: bool) -> di
     kspec.fit(spec, out=tempfile.mkdtemp(prefix="bench_stream_runs_"), callbacks=[timer])
     return {"prepare_s": prepare, "alone_s": alone, "cpu_s": cpu,
             "epoch_s": min(timer.times[1:] or timer.times), "fit_s": time.perf_counter() - start}
-
-
-def _shard_glob(files: list[str]) -> str:
-    """A glob naming exactly the shards ``files`` (000..N-1, N <= 100)."""
-    n = len(files)
-    folder = os.path.dirname(files[0])
-    if n <= 10:
-        return os.path.join(folder, f"shard-00[0-{n - 1}].tfrecord")
-    tens, ones = divmod(n - 1, 10)
-    if ones == 9:
-        return os.path.join(folder, f"shard-0[0-{tens}][0-9].tfrecord")
-    raise ValueError("use --scales whose shard counts are at most 10 or a multiple of 10")
 
 
 def _hand_dataset(paths: dict, fmt: str, size: int):

@@ -249,20 +249,25 @@ class StreamSplit:
         ``groups``, ``key``), for passes over the data such as the statistics."""
         ds = self._elements(rows, shuffle=False, seed=0, keys=keys, labels_only=labels_only)
         for element in ds.prefetch(2).as_numpy_iterator():
-            if transformed:
-                element = self._eager(element)
             if "key" in element:
                 element["key"] = [k.decode("utf-8", "replace") for k in element["key"]]
-            yield element
+            yield self._eager(element) if transformed else element
 
     def _eager(self, element: dict) -> dict:
+        """The transforms applied to a NumPy batch (row names kept as they are)."""
         import tensorflow as tf
 
-        element = tf.nest.map_structure(tf.convert_to_tensor,
-                                        {k: v for k, v in element.items() if k != "key"})
+        if not self.transforms:
+            return element
+        keys = element.get("key")
+        out = tf.nest.map_structure(tf.convert_to_tensor,
+                                    {k: v for k, v in element.items() if k != "key"})
         for fn in self.transforms:
-            element = fn(element)
-        return tf.nest.map_structure(lambda t: t.numpy(), element)
+            out = fn(out)
+        out = tf.nest.map_structure(lambda t: t.numpy(), out)
+        if keys is not None:
+            out["key"] = keys
+        return out
 
     def head(self, rows: int = HEAD_ROWS) -> Split:
         """The first ``rows`` rows in the source's order as an in-memory ``Split`` (with
@@ -272,10 +277,11 @@ class StreamSplit:
     def head_with_keys(self, rows: int = HEAD_ROWS) -> tuple[Split, list[str]]:
         """:meth:`head` and each row's name for messages."""
         if rows not in self._heads:
-            element = next(self.chunks(rows, transformed=True), None)
-            keys = next(self.chunks(rows), {}).get("key", []) if element else []
+            element = next(self.chunks(rows), None)
             if element is None:
                 raise DataError(f"{self.source}: the split is empty")
+            keys = element.get("key", [])
+            element = self._eager(element)
             y = element.get("y")
             self._heads[rows] = (Split(dict(element["x"]), y, None, element.get("groups")),
                                  keys)

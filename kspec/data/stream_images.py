@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,8 @@ from kspec.data.stream import (
     unit_hash,
 )
 from kspec.errors import DataError, SpecError
+
+log = logging.getLogger("kspec.data")
 
 # The first bytes of the formats tf.io.decode_image reads.
 _MAGIC = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF", b"BM": "BMP"}
@@ -99,6 +103,22 @@ def decode_bytes(data: Any, size: tuple[int, int], channels: int,
     return tf.ensure_shape(image, [size[0], size[1], channels])
 
 
+_STARTED = time.time()
+
+
+def _drop_stale_lock(prefix: Path) -> None:
+    """Remove what an interrupted run left while writing the cache ``prefix`` (a lock file
+    made before this process started, and its partial data): tf.data refuses to cache
+    while the lock exists. One run at a time may use a cache folder."""
+    for lock in prefix.parent.glob(f"{prefix.name}_*.lockfile"):
+        if lock.stat().st_mtime >= _STARTED:
+            continue
+        log.warning("removing %s, left by an interrupted run that was caching images", lock)
+        for partial in prefix.parent.glob(f"{lock.name[:-len('.lockfile')]}.data-*"):
+            partial.unlink(missing_ok=True)
+        lock.unlink(missing_ok=True)
+
+
 class ImageFolderStream(StreamSplit):
     """The files of one split of an image folder, with their labels."""
 
@@ -115,12 +135,18 @@ class ImageFolderStream(StreamSplit):
         if self.cache is None:
             return None
         folder = Path(self.cache).expanduser()
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DataError(f"{self.source}: cannot make the cache folder {folder} "
+                            f"({e.strerror or e})") from e
         # Named after what it holds: other files, sizes or channels get a cache of their own.
         digest = hashlib.blake2b(digest_size=8)
         for part in (*self.files, repr((self.size, self.channels, self.labels_.tolist()))):
             digest.update(part.encode("utf-8") + b"\0")
-        return str(folder / f"{self.split}-{digest.hexdigest()}")
+        prefix = folder / f"{self.split}-{digest.hexdigest()}"
+        _drop_stale_lock(prefix)
+        return str(prefix)
 
     def _elements(self, batch_size, *, shuffle, seed, keys=False, labels_only=False,
                   drop_remainder=False):

@@ -193,3 +193,22 @@ def test_tfrecord_groups_are_read_per_record_and_packed(make_spec, tmp_path):
     with pytest.raises(DataError, match=r"record 3 of .*part-1\.tfrecord is in group 5, but "
                                         r"training\.metrics\[0\] counts num_groups=2"):
         load_data(spec)
+
+
+def test_a_cache_left_locked_by_an_interrupted_run_is_rebuilt(make_spec, tmp_path):
+    import os
+    from pathlib import Path
+
+    folder = image_folder(tmp_path / "imgs", per_class=4)
+    spec = make_spec({"source": _folder_source(folder, cache=str(tmp_path / "cache"))},
+                     inputs=IMAGE)
+    train = load_data(spec).train
+    prefix = train._cache_file()
+    lock, partial = Path(f"{prefix}_0.lockfile"), Path(f"{prefix}_0.data-00000-of-00001.temp")
+    lock.write_text("Created at: 1")
+    partial.write_bytes(b"half an epoch")
+    os.utime(lock, (1, 1))
+    first = np.concatenate([b[1] for b in train.dataset(5, shuffle=True, seed=1)])
+    again = np.concatenate([b[1] for b in train.dataset(5, shuffle=True, seed=1)])
+    assert not lock.exists() and not partial.exists()
+    assert sorted(first.tolist()) == sorted(again.tolist()) == [0] * 4 + [1] * 4 + [2] * 4
