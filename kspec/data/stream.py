@@ -48,7 +48,12 @@ def _mix(z: int) -> int:
 
 
 def text_key(text: str) -> int:
-    """A stable 64-bit key for a name (a file's path relative to its folder)."""
+    """A stable 64-bit key for a name (a file's path relative to its folder).
+
+    Example:
+        >>> text_key("cat/001.png") == text_key("cat/001.png") != text_key("cat/002.png")
+        True
+    """
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
 
 
@@ -105,14 +110,24 @@ def _mix_tf(z: Any) -> Any:
 
 def fraction_bounds(validation: float, test: float) -> dict[str, tuple[float, float]]:
     """The share of [0, 1) each split takes: test first, then validation, then train
-    (the order in-memory splits cut a permutation in)."""
+    (the order in-memory splits cut a permutation in).
+
+    Example:
+        >>> fraction_bounds(validation=0.2, test=0.1)["validation"]
+        (0.1, 0.30000000000000004)
+    """
     return {"test": (0.0, test), "validation": (test, test + validation),
             "train": (test + validation, 1.0)}
 
 
 def whole_or(selection: tuple, n: int) -> tuple | None:
     """None when a selection of rows (``("hash", lo, hi, seed)`` or ``("position", first,
-    end)``) keeps all ``n`` rows, so the pipeline reads without a filter; else itself."""
+    end)``) keeps all ``n`` rows, so the pipeline reads without a filter; else itself.
+
+    Example:
+        >>> whole_or(("hash", 0.0, 1.0, 7), 100) is None, whole_or(("position", 10, 100), 100)
+        (True, ('position', 10, 100))
+    """
     if selection[0] == "hash":
         return None if selection[1] <= 0.0 and selection[2] >= 1.0 else selection
     return None if selection[1] <= 0 and selection[2] >= n else selection
@@ -315,7 +330,12 @@ class RowNames:
 
 
 def is_stream(split: Any) -> bool:
-    """Whether ``split`` is streamed (a :class:`StreamSplit`) rather than in memory."""
+    """Whether ``split`` is streamed (a :class:`StreamSplit`) rather than in memory.
+
+    Example:
+        >>> is_stream(Split({"x": np.zeros((2, 1))}, None))
+        False
+    """
     return getattr(split, "streamed", False) is True
 
 
