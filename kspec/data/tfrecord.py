@@ -16,8 +16,9 @@ lacks a key, holds another dtype or another number of values is refused with its
 its index and the feature, and every label and group id is checked as in-memory data is.
 The first record of each file also has its images decoded.
 
-Training reads the files in a new seeded order every epoch, interleaves several of them,
-mixes records through a bounded shuffle buffer and parses and decodes in parallel.
+Training reads the files in a new seeded order every epoch, interleaves eight of them,
+mixes records through a bounded shuffle buffer, parses a batch of records at once and
+builds batches in parallel.
 
 Example:
     >>> from kspec.spec.data import TfrecordSource  # doctest: +SKIP

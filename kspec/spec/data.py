@@ -249,8 +249,11 @@ class TfrecordFeature(Strict):
 
 @SOURCES.schema("tfrecord", "kspec.data.tfrecord:read_tfrecord")
 class TfrecordSource(_Source):
-    """TFRecord files of ``tf.train.Example`` records, streamed from disk; ``features``
-    describes every key the model reads (a label key not described is an int64 scalar)."""
+    """TFRecord files of ``tf.train.Example`` records, streamed from disk.
+
+    ``features`` describes every key the model reads (a label key not described is an int64
+    scalar); ``path`` is a file or glob pattern, or one per split.
+    """
 
     example: ClassVar[dict] = {
         "type": "tfrecord", "path": "data/train-*.tfrecord", "label": "label",
