@@ -58,7 +58,11 @@ def row_phrase(i: int, line_offset: int | None = None) -> str:
 
 
 def _row(meta: dict, i: int) -> str:
-    """Row ``i`` of the source; for files with a header also the line number."""
+    """Row ``i`` of the source; for files with a header also the line number. Streamed
+    sources name their rows themselves (``meta["row_names"]``: ``record 17 of a.tfrecord``)."""
+    names = meta.get("row_names")
+    if names is not None and i < len(names):
+        return names[i]
     return row_phrase(i, meta.get("row_offset"))
 
 

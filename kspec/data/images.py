@@ -81,8 +81,14 @@ def resolve_folder(path: str) -> Path:
 
 def read_image_folder(src: Any, input_names: list[str], where: str, groups: Any = None,
                       categorical: Any = None):
-    """``{split: Split}`` with ``uint8`` images ``(n, h, w, c)`` and integer labels."""
+    """``{split: Split}`` with ``uint8`` images ``(n, h, w, c)`` and integer labels (with
+    ``stream: true``, streamed splits: :mod:`kspec.data.stream_images`)."""
     import tensorflow as tf
+
+    if src.stream:
+        from kspec.data.stream_images import read_image_stream
+
+        return read_image_stream(src, input_names, where, groups, categorical)
 
     if len(input_names) != 1:
         raise SpecError(where, f"an image folder feeds one input; the model has {input_names}")

@@ -158,6 +158,10 @@ def load_data(spec: Spec, data: Any = None) -> Data:
                             "data=(x, y) to kspec.fit")
         parts, label, meta = _read_source(spec.data.source, input_names, "data.source",
                                           spec.data.groups, spec.data.categorical)
+        if any(getattr(p, "streamed", False) for p in parts.values()):
+            from kspec.data.stream_load import load_streamed
+
+            return load_streamed(spec, parts, label, meta)
     elif isinstance(data, Mapping) and "train" in data:
         unknown = set(data) - {"train", "validation", "test"}
         if unknown:

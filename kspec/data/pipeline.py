@@ -77,7 +77,8 @@ def to_dataset(split: Split, batch_size: int, *, shuffle: bool = False, seed: in
     """A batched, prefetched ``tf.data.Dataset`` of ``(x, y[, sample_weight])``.
 
     Args:
-        split: the arrays.
+        split: the arrays, or a streamed split (its own pipeline: files read, decoded and
+            shuffled as it goes; see :mod:`kspec.data.stream`).
         batch_size: rows per batch.
         shuffle: reshuffle the rows every epoch (seeded: the same order for the same seed).
         seed: the shuffle seed.
@@ -99,6 +100,13 @@ def to_dataset(split: Split, batch_size: int, *, shuffle: bool = False, seed: in
     """
     import tensorflow as tf
 
+    if getattr(split, "streamed", False):  # read from disk: kspec.data.stream
+        from kspec.data.stream import stream_dataset
+
+        ds = stream_dataset(split, batch_size, shuffle=shuffle, seed=seed,
+                            drop_remainder=drop_remainder)
+        # Augmentation under XLA runs on the host for streamed batches too.
+        return ds if augment is None else ds.map(augment).prefetch(tf.data.AUTOTUNE)
     n = len(split)
     parts = _parts(split)
     index = _index_batches(n, batch_size, shuffle, seed, drop_remainder, epoch)

@@ -38,12 +38,17 @@ CHUNK_VALUES = 1 << 24
 
 @dataclass
 class Fitted:
-    """One fitted step: its Keras layer and NumPy forward/inverse maps (for chaining)."""
+    """One fitted step: its Keras layer and NumPy forward/inverse maps (for chaining).
+
+    ``propagate`` maps the :class:`~kspec.data.moments.Moments` of the step's input to
+    those of its output, so the next step of a streamed source fits without another pass.
+    """
 
     make_layer: Callable[[str], Any]
     forward: Callable[[np.ndarray], np.ndarray]
     inverse: Callable[[np.ndarray], np.ndarray]
     out_shape: tuple[int, ...]
+    propagate: Callable[[Any], Any] | None = None
 
 
 def _chunks(x: np.ndarray):
@@ -127,7 +132,8 @@ def _rescale(offset, scale, shift: float, shape: tuple[int, ...]) -> Fitted:
         return layer
 
     return Fitted(make, lambda x: _blockwise(affine, x, x.shape[1:]),
-                  lambda y: _blockwise(undo, y, y.shape[1:]), None)
+                  lambda y: _blockwise(undo, y, y.shape[1:]), None,
+                  lambda m: m.affine(offset, scale, shift))
 
 
 # -- implementations of the entries of registry.PREPROCESSING: fit(step, x, where) -> Fitted --
@@ -176,6 +182,13 @@ def fit_whiten(step: Any, x: np.ndarray, where: str) -> Fitted:
         centred = block - mean
         cov += centred.T @ centred
     cov /= n
+    return _whitening(step, mean, cov, n, tuple(example), where)
+
+
+def _whitening(step: Any, mean: np.ndarray, cov: np.ndarray, n: int,
+               example: tuple[int, ...], where: str) -> Fitted:
+    """The whitening step for a fitted mean and covariance (of ``n`` rows)."""
+    d = len(mean)
     eigval, eigvec = np.linalg.eigh(cov)
     order = np.argsort(eigval)[::-1]
     eigval, eigvec = np.clip(eigval[order], 0.0, None), eigvec[:, order]
@@ -208,7 +221,46 @@ def fit_whiten(step: Any, x: np.ndarray, where: str) -> Fitted:
         return _blockwise(lambda b: (b.reshape(len(b), -1) @ back + mean).reshape(
             len(b), *example), v, tuple(example))
 
-    return Fitted(make, forward, inverse, target)
+    return Fitted(make, forward, inverse, target, lambda m: m.linear(mean, matrix, target))
+
+
+# -- the same steps fitted from streamed statistics (kspec.data.moments) -------------------------
+# A registered step fits a streamed source when its function has a `from_moments(step,
+# moments, where) -> Fitted` attribute; `needs` says which statistics it reads.
+def _channel_mean_from(step: Any, m: Any, where: str) -> Fitted:
+    _, mean, _, _, _ = m.reduce("channel")
+    return _rescale(mean, np.ones_like(mean), 0.0, _stat_shape("channel", m.shape))
+
+
+def _min_max_from(step: Any, m: Any, where: str) -> Fitted:
+    _, _, _, mn, mx = m.reduce(step.per)
+    lo, hi = step.range
+    span = mx - mn
+    scale = np.where(span > 0, (hi - lo) / np.where(span > 0, span, 1.0), 1.0)
+    return _rescale(mn, scale, lo, _stat_shape(step.per, m.shape))
+
+
+def _zscore_from(step: Any, m: Any, where: str) -> Fitted:
+    _, mean, var, _, _ = m.reduce(step.per)
+    std = np.sqrt(var)
+    scale = np.where(std > step.epsilon, 1.0 / np.maximum(std, step.epsilon), 1.0)
+    return _rescale(mean, scale, 0.0, _stat_shape(step.per, m.shape))
+
+
+def _whiten_from(step: Any, m: Any, where: str) -> Fitted:
+    d = m.features
+    if step.components is not None and step.components > d:
+        raise SpecError(f"{where}.components", f"the input has only {d} features",
+                        value=step.components)
+    return _whitening(step, m.mean.copy(), m.covariance(), m.n, m.shape, where)
+
+
+_min_max_from.needs = ("min",)  # type: ignore[attr-defined]
+_whiten_from.needs = ("covariance",)  # type: ignore[attr-defined]
+fit_channel_mean.from_moments = _channel_mean_from  # type: ignore[attr-defined]
+fit_min_max.from_moments = _min_max_from  # type: ignore[attr-defined]
+fit_zscore.from_moments = _zscore_from  # type: ignore[attr-defined]
+fit_whiten.from_moments = _whiten_from  # type: ignore[attr-defined]
 
 
 def _targets(step: Any, names: list[str], where: str) -> list[str]:
@@ -244,6 +296,67 @@ def fit_preprocessing(spec: Spec, x: dict[str, np.ndarray]) -> dict[str, list[Fi
             out[name].append(fitted)
             if any(later.inputs is None or name in later.inputs for later in steps[i + 1:]):
                 current[name] = fitted.forward(arr)  # the next step fits on this output
+    return out
+
+
+def fit_streamed(spec: Spec, split: Any) -> dict[str, list[Fitted]]:
+    """:func:`fit_preprocessing` on a streamed training split, in one pass over it.
+
+    The pass accumulates per-feature moments in float64 (and the covariance of the inputs
+    a whitening step reads); each step is fitted from them and maps them on to the next
+    step (:class:`~kspec.data.moments.Moments`), so a chain of steps reads the data once.
+    Only a step that needs a minimum after whitening reads it again. The result is kept on
+    the split: ensemble members and search trials do not pass over the data again. The pass
+    also checks every training row (NaN/inf, labels) like in-memory data.
+    """
+    import json
+
+    from kspec.data.stream_stats import statistics_pass
+
+    steps = spec.data.preprocessing
+    names = [n for n in split.inputs if n not in spec.data.categorical_inputs()]
+    key = json.dumps([s.model_dump() for s in steps], sort_keys=True, default=str)
+    if key in split.statistics:
+        return split.statistics[key]
+    impls = []
+    for i, step in enumerate(steps):
+        where = f"data.preprocessing[{i}]"
+        fn = PREPROCESSING.get(step.type, f"{where}.type").implementation()
+        from_moments = getattr(fn, "from_moments", None)
+        if from_moments is None:
+            raise SpecError(f"{where}.type", f"{step.type} cannot be fitted on a streamed "
+                            "source (it has no from_moments)", value=step.type,
+                            valid="min_max, zscore, channel_mean, whiten, or stream: false")
+        impls.append(from_moments)
+    covariance = {n for i, step in enumerate(steps) if impls[i] is _whiten_from
+                  for n in _targets(step, names, f"data.preprocessing[{i}]")}
+    for name in covariance:
+        d = int(np.prod(split.inputs[name][0]))
+        if d > MAX_WHITEN_FEATURES:
+            raise SpecError("data.preprocessing", f"whitening input {name!r} needs a {d} x {d} "
+                            f"covariance matrix; at most {MAX_WHITEN_FEATURES} features are "
+                            "supported", valid="zscore or channel_mean with per: channel")
+    for name in names:
+        if np.dtype(split.inputs[name][1]).kind not in "fiub":
+            raise SpecError("data.preprocessing", f"input {name!r} holds "
+                            f"{split.inputs[name][1]} values; preprocessing needs numbers")
+    moments = statistics_pass(spec, split, names, covariance)
+    out: dict[str, list[Fitted]] = {n: [] for n in names}
+    for i, step in enumerate(steps):
+        where = f"data.preprocessing[{i}]"
+        for name in _targets(step, names, where):
+            m = moments.get(name)
+            needs = getattr(impls[i], "needs", ())
+            if m is None or ("min" in needs and m.min is None) or (
+                    "covariance" in needs and m.comoment is None):
+                # Not derivable from the moments so far (a minimum after whitening): one
+                # more pass over this input, through the steps fitted before.
+                chain = [f.forward for f in out[name]]
+                m = statistics_pass(spec, split, [name], {name}, {name: chain})[name]
+            fitted = impls[i](step, m, where)
+            out[name].append(fitted)
+            moments[name] = fitted.propagate(m) if fitted.propagate is not None else None
+    split.statistics[key] = out
     return out
 
 
@@ -297,7 +410,10 @@ def input_layers(spec: Spec, data: Data | None) -> dict[str, list[Any]]:
                         "split", value=True, valid="false, or add data.preprocessing and a "
                         "test split")
     if spec.data.preprocessing:
-        fitted = fit_preprocessing(spec, data.train.x)
+        if getattr(data.train, "streamed", False):  # one pass over the files on disk
+            fitted = fit_streamed(spec, data.train)
+        else:
+            fitted = fit_preprocessing(spec, data.train.x)
         counts: dict[tuple[str, str], int] = {}
         types = {n: [(i, s.type) for i, s in enumerate(spec.data.preprocessing)
                      if s.inputs is None or n in s.inputs] for n in names}

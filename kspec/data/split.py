@@ -48,6 +48,7 @@ class Data:
         meta: ``feature_names``, ``class_names`` when the source knows them.
     """
 
+    # Each split is a Split, or a kspec.data.stream.StreamSplit for a streamed source.
     train: Split
     validation: Split | None = None
     test: Split | None = None
@@ -57,6 +58,8 @@ class Data:
     raw_test_x: Arrays | None = field(default=None, repr=False)
 
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        if getattr(self.train, "streamed", False):  # kspec.data.stream.StreamSplit
+            return self.train.input_shapes()
         return {k: tuple(v.shape[1:]) for k, v in self.train.x.items()}
 
     def splits(self) -> dict[str, Split]:

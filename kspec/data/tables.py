@@ -184,7 +184,12 @@ def frames_to_splits(frames: dict[str, Any], src: Any, input_names: list[str], w
 
 def read_csv(src: Any, input_names: list[str], where: str, groups: Any = None,
              categorical: dict[str, Any] | None = None):
-    """``{split: Split}``, a label for messages and meta (feature and class names)."""
+    """``{split: Split}``, a label for messages and meta (feature and class names); with
+    ``stream: true``, streamed splits read in chunks (:mod:`kspec.data.stream_tables`)."""
+    if src.stream:
+        from kspec.data.stream_tables import read_csv_stream
+
+        return read_csv_stream(src, input_names, where, groups, categorical)
     paths = _paths(src.path)
     frames = {}
     # Categorical columns are read as text, so that codes such as '02139' keep their form.

@@ -69,45 +69,57 @@ def _load(src: Any, splits: dict[str, str], where: str):
         raise SpecError(key, f"bad TFDS split: {e}".split("\n")[0], value=src.split) from e
 
 
+def feature_mapping(src: Any, features: Any, input_names: list[str],
+                    where: str) -> tuple[dict[str, str], dict[Any, str]]:
+    """``({input_name: feature_key}, {output_or_None: label_key})`` of a TFDS split whose
+    ``element_spec`` is ``features``, checked against its keys."""
+    if not isinstance(features, dict):
+        raise SpecError(where, f"{src.name} yields {type(features).__name__}, not a "
+                        "feature dict")
+    keys = list(features)
+    labels = label_columns(src.label)
+    if src.inputs:
+        mapping = dict(src.inputs)
+        for iname in mapping:
+            if iname not in input_names:
+                raise SpecError(f"{where}.inputs.{iname}", f"the model has no input "
+                                f"{iname!r}", valid=input_names)
+    elif len(input_names) == 1:
+        others = [k for k in keys if k not in labels.values()]
+        default = "image" if "image" in keys else (others[0] if len(others) == 1 else None)
+        if default is None:
+            raise SpecError(f"{where}.inputs", f"{src.name} has features {keys}; map one "
+                            f"to the input: inputs: {{{input_names[0]}: KEY}}", valid=keys)
+        mapping = {input_names[0]: default}
+    else:
+        raise SpecError(f"{where}.inputs", f"the model has inputs {input_names}; map "
+                        "feature keys to each: inputs: {NAME: KEY}", valid=keys)
+    for iname, key in mapping.items():
+        if key not in keys:
+            raise SpecError(f"{where}.inputs.{iname}", f"{src.name} has no feature {key!r}",
+                            valid=keys, hint=suggest(key, keys))
+    for output, key in labels.items():
+        if key not in keys:
+            path = f"{where}.label" + (f".{output}" if output else "")
+            raise SpecError(path, f"{src.name} has no feature {key!r}", valid=keys,
+                            hint=suggest(key, keys))
+    return mapping, labels
+
+
 def read_tfds(src: Any, input_names: list[str], where: str, groups: Any = None,
               categorical: Any = None):
-    """``{split: Split}``: feature keys mapped onto the model's named inputs."""
+    """``{split: Split}``: feature keys mapped onto the model's named inputs (with
+    ``stream: true``, streamed splits: :mod:`kspec.data.stream_tfds`)."""
     splits = {"all": src.split} if isinstance(src.split, str) else dict(src.split)
     datasets, info = _load(src, splits, where)
+    if src.stream:
+        from kspec.data.stream_tfds import tfds_streams
+
+        return tfds_streams(src, splits, datasets, info, input_names, where)
     meta: dict[str, Any] = {}
     out = {}
     for name, ds in zip(splits, datasets):
-        features = ds.element_spec
-        if not isinstance(features, dict):
-            raise SpecError(where, f"{src.name} yields {type(features).__name__}, not a "
-                            "feature dict")
-        keys = list(features)
-        labels = label_columns(src.label)
-        if src.inputs:
-            mapping = dict(src.inputs)
-            for iname in mapping:
-                if iname not in input_names:
-                    raise SpecError(f"{where}.inputs.{iname}", f"the model has no input "
-                                    f"{iname!r}", valid=input_names)
-        elif len(input_names) == 1:
-            others = [k for k in keys if k not in labels.values()]
-            default = "image" if "image" in keys else (others[0] if len(others) == 1 else None)
-            if default is None:
-                raise SpecError(f"{where}.inputs", f"{src.name} has features {keys}; map one "
-                                f"to the input: inputs: {{{input_names[0]}: KEY}}", valid=keys)
-            mapping = {input_names[0]: default}
-        else:
-            raise SpecError(f"{where}.inputs", f"the model has inputs {input_names}; map "
-                            "feature keys to each: inputs: {NAME: KEY}", valid=keys)
-        for iname, key in mapping.items():
-            if key not in keys:
-                raise SpecError(f"{where}.inputs.{iname}", f"{src.name} has no feature {key!r}",
-                                valid=keys, hint=suggest(key, keys))
-        for output, key in labels.items():
-            if key not in keys:
-                path = f"{where}.label" + (f".{output}" if output else "")
-                raise SpecError(path, f"{src.name} has no feature {key!r}", valid=keys,
-                                hint=suggest(key, keys))
+        mapping, labels = feature_mapping(src, ds.element_spec, input_names, where)
         wanted = set(mapping.values()) | set(labels.values())
         arrays = _to_arrays(ds.map(lambda d: {k: d[k] for k in wanted}))
         if not arrays:

@@ -133,7 +133,9 @@ def sample_inputs(source: Source, rows: int, sample: Any = None,
             split = getattr(data, split_name, None)
             if split is not None and len(split):
                 origin = f"{split_name} split of {getattr(data, 'source', 'the data')}"
-                return {k: v[:rows] for k, v in _cast(model, split.x).items()}, origin
+                # A streamed split (kspec.data.stream) reads its first rows from disk.
+                x = split.head(rows).x if getattr(split, "streamed", False) else split.x
+                return {k: v[:rows] for k, v in _cast(model, x).items()}, origin
     warnings.warn("export check: no real inputs at hand (pass sample=...); comparing on "
                   "random normal inputs", stacklevel=3)
     return _synthetic(model, rows, seed), "synthetic normal inputs"

@@ -3,7 +3,8 @@
 A SavedModel is run through ``tf.saved_model.load`` and its ``serving_default`` signature
 (no Keras involved), a ``.tflite`` file through the TFLite interpreter, and a ``.keras``
 file or run directory through Keras (``safe_mode=True``). Inputs come from CSV (one row per
-example), NPZ (one array per input name) or image files.
+example), NPZ (one array per input name), image files, or TFRecord files of a model trained
+from a ``tfrecord`` source (read with the spec's feature description).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from kspec.exporter.layout import MODEL_FILES, versions
 from kspec.exporter.metadata import read_metadata, read_spec_yaml
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
+TFRECORD_SUFFIXES = {".tfrecord", ".tfrecords", ".tfr"}
 
 
 @dataclass
@@ -185,6 +187,9 @@ def read_inputs(files: Sequence[str | Path], predictor: Predictor) -> dict[str, 
               if p.suffix.lower() in IMAGE_SUFFIXES]
     if images:
         return _images(images, predictor.inputs)
+    records = [f for f in files if f.suffix.lower() in TFRECORD_SUFFIXES]
+    if records:
+        return _tfrecords(records, predictor)
     if len(files) != 1:
         raise DataError(f"give one CSV or NPZ file, or image files (received: "
                         f"{[str(f) for f in files]})")
@@ -194,7 +199,24 @@ def read_inputs(files: Sequence[str | Path], predictor: Predictor) -> dict[str, 
     if file.suffix in (".csv", ".tsv", ".txt"):
         return _csv(file, predictor)
     raise DataError(f"{file}: unsupported input file type {file.suffix!r} (expected .csv, "
-                    f".npz or images: {', '.join(sorted(IMAGE_SUFFIXES))})")
+                    f".npz, .tfrecord or images: {', '.join(sorted(IMAGE_SUFFIXES))})")
+
+
+def _tfrecords(files: list[Path], predictor: Predictor) -> dict[str, np.ndarray]:
+    """TFRecord files read with the features the model's ``tfrecord`` source describes."""
+    from kspec.data.tfrecord import read_records
+    from kspec.errors import SpecError
+
+    source = ((predictor.spec or {}).get("data") or {}).get("source") or {}
+    if source.get("type") != "tfrecord":
+        raise DataError(f"{files[0]}: reading TFRecord files needs the feature description of "
+                        "a model trained from a tfrecord source; this model's spec has "
+                        f"{source.get('type') or 'no'} source (use .npz, .csv or images)")
+    try:
+        arrays = read_records([str(f) for f in files], source, list(predictor.inputs))
+    except SpecError as e:
+        raise DataError(f"{files[0]}: {e}") from e
+    return {n: _shape_to(n, arrays[n], d, str(files[0])) for n, d in predictor.inputs.items()}
 
 
 def _shape_to(name: str, array: np.ndarray, desc: dict[str, Any], where: str) -> np.ndarray:

@@ -134,6 +134,11 @@ class CsvSource(_Source):
     delimiter: str = ","
     encoding: str = Field("utf-8", description="text encoding of the file (latin-1, cp1252, "
                           "...)")
+    stream: bool = Field(False, description="read the file in chunks as it is used, never "
+                         "all in memory (kspec.data.stream_tables)")
+    chunk_rows: PositiveInt = Field(10_000, description="stream only: rows read at a time")
+    shuffle_buffer: PositiveInt = Field(10_000, description="stream only: rows mixed by the "
+                                        "shuffle buffer")
 
 
 @SOURCES.schema("dataframe", "kspec.data.tables:read_dataframe")
@@ -162,7 +167,7 @@ class ImageFolderSource(_Source):
     example: ClassVar[dict] = {"type": "image_folder", "path": "bundled:digit_images",
                                "image_size": [8, 8], "color_mode": "grayscale"}
 
-    path_fields = {"path": "folder"}
+    path_fields = {"path": "folder", "cache": "output"}
 
     type: Literal["image_folder"]
     path: PathOrSplits
@@ -171,6 +176,19 @@ class ImageFolderSource(_Source):
     color_mode: Literal["grayscale", "rgb"] = "rgb"
     classes: list[str] | None = Field(
         None, description="class folder names in label order; default: sorted folder names")
+    stream: bool = Field(False, description="decode the images from disk as they are used, "
+                         "never all in memory (kspec.data.stream_images)")
+    cache: str | None = Field(
+        None, description="stream only: a folder where the decoded images of each split are "
+        "cached after the first epoch")
+
+    @model_validator(mode="after")
+    def _cache_needs_stream(self) -> "ImageFolderSource":
+        if self.cache is not None and not self.stream:
+            raise RelativeSpecError(SpecError(".cache", "caching decoded images to disk is for "
+                                              "a streamed folder", value=self.cache,
+                                              valid="stream: true, or no cache"))
+        return self
 
 
 @SOURCES.schema("tfds", "kspec.data.tfds:read_tfds")
@@ -192,6 +210,69 @@ class TfdsSource(_Source):
     inputs: dict[str, str] | None = Field(
         None, description="model input name -> feature key; default: the one input <- 'image'")
     label: Label | None = Field("label", description="label feature key (None: unlabelled)")
+    stream: bool = Field(False, description="read the split as a tf.data pipeline as it is "
+                         "used, never all in memory (kspec.data.stream_tfds)")
+    shuffle_buffer: PositiveInt = Field(1024, description="stream only: examples mixed by "
+                                        "the shuffle buffer")
+
+
+class TfrecordFeature(Strict):
+    """How one feature of the records is read: numbers of a fixed shape (``dtype``,
+    ``shape``), or an encoded image (``encoding``) decoded to ``shape`` [height, width,
+    channels] (resized when its size differs)."""
+
+    dtype: Literal["float32", "int64", "string"] | None = Field(
+        None, description="the tf.train.Feature list: float32 (float_list, the default), "
+        "int64 (int64_list) or string (bytes_list, the default of an encoded image)")
+    shape: list[PositiveInt] = Field(default_factory=list,
+                                     description="shape of one example's value; [] a scalar")
+    encoding: Literal["image", "png", "jpeg"] | None = Field(
+        None, description="the bytes are an encoded image (image: any of PNG, JPEG, GIF, BMP)")
+
+    @model_validator(mode="after")
+    def _image_shape(self) -> "TfrecordFeature":
+        if self.encoding is None:
+            return self
+        if len(self.shape) != 3 or self.shape[2] not in (1, 3):
+            raise RelativeSpecError(SpecError(".shape", "an encoded image is decoded to "
+                                              "[height, width, channels] with 1 or 3 channels",
+                                              value=self.shape, valid="[28, 28, 1]"))
+        if self.dtype not in (None, "string"):
+            raise RelativeSpecError(SpecError(".dtype", "an encoded image is stored as bytes",
+                                              value=self.dtype, valid="string, or no dtype"))
+        return self
+
+    def stored(self) -> str:
+        """The dtype of the values in the records: ``float32``, ``int64`` or ``string``."""
+        return "string" if self.encoding else self.dtype or "float32"
+
+
+@SOURCES.schema("tfrecord", "kspec.data.tfrecord:read_tfrecord")
+class TfrecordSource(_Source):
+    """TFRecord files of ``tf.train.Example`` records, streamed from disk.
+
+    ``features`` describes every key the model reads (a label key not described is an int64
+    scalar); ``path`` is a file or glob pattern, or one per split.
+    """
+
+    example: ClassVar[dict] = {
+        "type": "tfrecord", "path": "data/train-*.tfrecord", "label": "label",
+        "features": {"image": {"encoding": "png", "shape": [28, 28, 1]},
+                     "label": {"dtype": "int64"}}}
+
+    groups_from = ("column",)
+    path_fields = {"path": "files"}
+
+    type: Literal["tfrecord"]
+    path: PathOrSplits = Field(..., description="a file or glob pattern, or one per split")
+    features: dict[str, TfrecordFeature] = Field(..., min_length=1)
+    label: Label | None = Field(..., description="label key (None: unlabelled)")
+    inputs: dict[str, str] | None = Field(
+        None, description="model input name -> feature key; default: the input's own name, or "
+        "the only feature that is not the label")
+    compression: Literal["none", "gzip", "zlib"] = "none"
+    shuffle_buffer: PositiveInt = Field(1024, description="records mixed by the shuffle "
+                                        "buffer (files are also shuffled and interleaved)")
 
 
 Source = registry_union(SOURCES)
@@ -533,6 +614,11 @@ class DataSpec(Strict):
             raise RelativeSpecError(SpecError(
                 ".categorical", f"the {self.source.type} source has no text columns to encode",
                 value=sorted(self.categorical), valid="a csv or dataframe source"))
+        if getattr(self.source, "stream", False):
+            raise RelativeSpecError(SpecError(
+                ".categorical", "categorical vocabularies are fitted on the training split in "
+                "memory; a streamed csv source cannot encode text columns",
+                value=sorted(self.categorical), valid="stream: false"))
         names = self.categorical_inputs()
         for name, column in names.items():
             if not re.match(KERAS_NAME, name):

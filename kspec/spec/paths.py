@@ -95,11 +95,14 @@ def relative_to(raw: dict[str, Any], folder: str | os.PathLike) -> dict[str, Any
 def file_paths(spec: Any) -> list[tuple[str, str, str]]:
     """The files and folders a validated spec reads: ``(spec path, value, kind)``.
 
-    ``kind`` is ``file`` or ``folder``; ``bundled:`` names and run names are left out.
+    ``kind`` is ``file``, ``folder`` or ``files`` (a glob pattern); ``bundled:`` names, run
+    names and folders kspec writes (``output``, a cache) are left out.
     """
     out: list[tuple[str, str, str]] = []
     source = spec.data.source
     for key, what in _path_fields(getattr(source, "type", None)).items():
+        if what == "output":
+            continue
         value = getattr(source, key, None)
         paths = value if isinstance(value, dict) else {None: value}
         for split, one in paths.items():

@@ -307,7 +307,7 @@ def train(model: Any, spec: Spec, data: Any, *, train_split: Any = None,
 
     t = spec.training
     split = data.train if train_split is None else train_split
-    weights = class_weights(spec, split.y)
+    weights = class_weights(spec, _labels(spec, split))
     # Each epoch's order comes from (seed, epoch), so a resumed run repeats it.
     clock = epoch_variable() if t.shuffle else None
     train_ds = to_dataset(split, t.batch_size, shuffle=t.shuffle, seed=spec.seed,
@@ -327,8 +327,8 @@ def train(model: Any, spec: Spec, data: Any, *, train_split: Any = None,
         if skip:  # a later phase was backed up: its weights are loaded there
             return SimpleNamespace(history=recorder.history(first, last))
         cbs = callbacks(spec, has_validation=val_ds is not None, run=run, tag=tag, phase=index,
-                        weighted=weighted, extra=extra_callbacks, train_split=split,
-                        recorder=recorder)
+                        weighted=weighted, extra=extra_callbacks,
+                        train_split=_probe_split(spec, split), recorder=recorder)
         guard = cbs[-1]
         if clock is not None:
             cbs.insert(0, epoch_clock(clock))
@@ -367,6 +367,27 @@ def train(model: Any, spec: Spec, data: Any, *, train_split: Any = None,
 
     hist, phases = run_phases(model, spec, fit_one, recompile)
     return Trained(model, hist, phases)
+
+
+def _labels(spec: Spec, split: Any) -> Any:
+    """The labels class weights read; a streamed split (kspec.data.stream) is read for
+    them only when ``class_weight: balanced`` needs the counts."""
+    if not getattr(split, "streamed", False):
+        return split.y
+    return split.labels() if spec.training.class_weight == "balanced" else None
+
+
+def _probe_split(spec: Spec, split: Any) -> Any:
+    """What the diagnostics probe reads its first rows from: the split, or for a streamed
+    split those rows read into memory (only when diagnostics are on)."""
+    if not getattr(split, "streamed", False):
+        return split
+    from kspec.train.diagnostics import diagnostics_options
+
+    opts = diagnostics_options(spec)
+    if opts is None:
+        return None
+    return split.head(opts.probe_batches * (opts.batch_size or spec.training.batch_size))
 
 
 @dataclass

@@ -63,6 +63,9 @@ def apply_targets(spec: Any, data: Any) -> Any:
     splits = {}
     for split_name, split in data.splits().items():
         where = f"{data.source} ({split_name} split)"
+        if getattr(split, "streamed", False):  # kspec.data.stream: derived batch by batch
+            splits[split_name] = _stream_targets(split, outputs, targets, where)
+            continue
         y = split.y
         if y is None:
             splits[split_name] = split
@@ -84,8 +87,56 @@ def apply_targets(spec: Any, data: Any) -> Any:
 
 
 def _check_labels(spec: Any, splits: dict, data: Any) -> None:
-    """The data module's label check (range against the loss), on the derived targets."""
+    """The data module's label check (range against the loss), on the derived targets (of
+    a streamed split's first rows)."""
     from kspec.data.checks import check_labels
 
+    splits = {k: v.head() if getattr(v, "streamed", False) else v for k, v in splits.items()}
     check_labels(spec, splits, f"{data.source} (targets derived per training.targets)",
                  data.meta)
+
+
+def derive_tf(y: Any, target: Any) -> Any:
+    """:func:`derive` on a batch tensor inside a tf.data pipeline."""
+    import tensorflow as tf
+
+    if target is None:
+        return y
+    if target.label_map is not None:
+        table = np.asarray(target.label_map, dtype="float32")
+        mapped = tf.gather(tf.constant(table), tf.cast(y, tf.int64))
+        return tf.cast(mapped, tf.int64) if np.all(np.mod(table, 1) == 0) else mapped
+    if target.threshold is not None:
+        return tf.cast(tf.cast(y, tf.float64) > target.threshold, tf.float32)
+    if target.column is not None:
+        return y[:, target.column]
+    return y
+
+
+def _stream_targets(split: Any, outputs: list[str], targets: dict, where: str) -> Any:
+    """A streamed split whose batches carry the derived targets; the first rows are derived
+    in NumPy first, so a label_map or column that does not fit is refused before training."""
+    if not split.labelled:
+        return split
+    head = split.head().y
+    if isinstance(head, dict):
+        missing = [o for o in outputs if o not in head]
+        if missing:
+            raise DataError(f"{where}: the labels are a dict with keys {sorted(head)} but the "
+                            f"model also has output(s) {missing}")
+    for o in outputs:
+        derive(np.asarray(head[o] if isinstance(head, dict) else head), targets.get(o), o,
+               where)
+
+    def transform(element: dict) -> dict:
+        y = element["y"]
+        out = dict(element)
+        if isinstance(y, dict):
+            out["y"] = {o: derive_tf(y[o], targets.get(o)) for o in outputs}
+        elif len(outputs) == 1:
+            out["y"] = derive_tf(y, targets.get(outputs[0]))
+        else:
+            out["y"] = {o: derive_tf(y, targets.get(o)) for o in outputs}
+        return out
+
+    return split.with_transform(transform)

@@ -139,7 +139,11 @@ def evaluate_tta(model: Any, split: Any, spec: Any, scheme: str = "ten_crop",
 
     from kspec.train.compile import compile_model
 
-    pred = predict_tta(model, split.x, scheme, crop_fraction, spec.training.batch_size)
+    if getattr(split, "streamed", False):  # kspec.data.stream: read block by block
+        pred, y = _stream_tta(model, split, scheme, crop_fraction, spec.training.batch_size)
+    else:
+        pred = predict_tta(model, split.x, scheme, crop_fraction, spec.training.batch_size)
+        y = split.y
     preds = pred if isinstance(pred, list) else [pred]
     names = list(model.output_names)
     ins = [keras.Input(shape=p.shape[1:], name=f"{n}_prediction") for n, p in zip(names, preds)]
@@ -147,6 +151,22 @@ def evaluate_tta(model: Any, split: Any, spec: Any, scheme: str = "ten_crop",
     scorer = keras.Model(ins, outs[0] if len(outs) == 1 else outs, name="tta_scorer")
     compile_model(scorer, spec)
     x = preds[0] if len(preds) == 1 else {f"{n}_prediction": p for n, p in zip(names, preds)}
-    values = scorer.evaluate(x, split.y, batch_size=spec.training.batch_size, verbose=0,
+    values = scorer.evaluate(x, y, batch_size=spec.training.batch_size, verbose=0,
                              return_dict=True)
     return {k: float(v) for k, v in values.items()}
+
+
+def _stream_tta(model: Any, split: Any, scheme: str, crop_fraction: float,
+                batch_size: int, rows: int = 4096) -> tuple[Any, Any]:
+    """TTA predictions and labels of a streamed split, read ``rows`` at a time (only the
+    predictions and labels are kept in memory, never the inputs)."""
+    preds: list[list[np.ndarray]] = []
+    labels: list[Any] = []
+    for element in split.chunks(rows, keys=False, transformed=True):
+        pred = predict_tta(model, element["x"], scheme, crop_fraction, batch_size)
+        preds.append(pred if isinstance(pred, list) else [pred])
+        labels.append(element["y"])
+    mean = [np.concatenate(parts) for parts in zip(*preds)]
+    y = ({k: np.concatenate([b[k] for b in labels]) for k in labels[0]}
+         if isinstance(labels[0], dict) else np.concatenate(labels))
+    return (mean[0] if len(mean) == 1 else mean), y

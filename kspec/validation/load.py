@@ -8,6 +8,7 @@ Nothing here imports TensorFlow or Keras.
 
 from __future__ import annotations
 
+import glob
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -81,8 +82,9 @@ def missing_files(spec: Spec) -> list[str]:
     for where, value, kind in file_paths(spec):
         path = Path(value).expanduser()
         exists = path.is_file() if kind == "file" else path.is_dir() if kind == "folder" \
-            else path.exists()
+            else bool(glob.glob(str(path))) if kind == "files" else path.exists()
         if not exists:
             what = "model (file or folder)" if kind == "model" else kind
-            out.append(f"{where}: {what} not found: {value}")
+            out.append(f"{where}: no files match {value}" if kind == "files"
+                       else f"{where}: {what} not found: {value}")
     return out
