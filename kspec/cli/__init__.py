@@ -80,6 +80,31 @@ def main(argv: list[str] | None = None) -> int:
         return report_unexpected(command, e, debug)
 
 
+def console() -> None:
+    """The ``kspec`` console script (and ``python -m kspec.cli``): :func:`main`, then exit.
+
+    Once a command has finished and everything it wrote is closed, the process ends with
+    ``os._exit`` when TensorFlow was imported: TensorFlow's interpreter teardown (its thread
+    pools, static destructors and a garbage collection over every Python object it created)
+    adds about 1 s to every command and does nothing for the user (measured in
+    ``benchmarks/bench_process.py``). The standard streams and logging are flushed first.
+    ``KSPEC_FULL_EXIT=1`` keeps the normal exit (for profilers or coverage tools that write
+    their results at exit). ``main()`` itself never exits, so it is safe to call in-process.
+    """
+    status = main()
+    if "tensorflow" in sys.modules and not os.environ.get("KSPEC_FULL_EXIT"):
+        import logging
+
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe: nothing left to deliver
+                pass
+        os._exit(status)
+    sys.exit(status)
+
+
 def _run(args: argparse.Namespace) -> int:
     from kspec.errors import DataError, SpecError
     from kspec.exporter.errors import ExportError

@@ -1,5 +1,3 @@
-import sys
+from kspec.cli import console
 
-from kspec.cli import main
-
-sys.exit(main())
+console()

@@ -223,6 +223,7 @@ def fit(spec: Any, data: Any = None, *, out: str | Path | None = None,
     try:
         trained = _train(spec, loaded, built, run, continued, meta, callbacks or ())
         seconds = time.perf_counter() - start
+        hist = trained.history
         metrics = loop.evaluate(trained.model, spec, loaded)
         model, task_weights = loop.final_model(trained.model, spec)
         run.save_model(model)
@@ -231,7 +232,6 @@ def fit(spec: Any, data: Any = None, *, out: str | Path | None = None,
             run.write_members(trained.members)
             # The ensemble's own history: the members' mean per epoch.
             run.write_history(_rows(trained.history))
-        hist = trained.history
         if hist:
             from kspec.train.plots import plot_history
 
