@@ -7,7 +7,7 @@ an in-memory shuffle. ``cache: FOLDER`` keeps the decoded images of each split i
 file there after the first epoch (then shuffled through a bounded buffer).
 
 Example:
-    >>> from kspec.spec.data import ImageFolderSource  # doctest: +SKIP
+    >>> from kspec.spec.sources import ImageFolderSource  # doctest: +SKIP
     >>> src = ImageFolderSource(type="image_folder", path="bundled:digit_images",
     ...                         image_size=[8, 8], color_mode="grayscale", stream=True)
     >>> parts, label, meta = read_image_stream(src, ["image"], "data.source")  # doctest: +SKIP

@@ -218,7 +218,7 @@ def read_dataframe(src: Any, input_names: list[str], where: str, groups: Any = N
 def read_frame(frame: Any, y: Any, src: Any, input_names: list[str], where: str,
                groups: Any = None, categorical: dict[str, Any] | None = None):
     """A DataFrame (labels in a column named by the source, or given as ``y``)."""
-    from kspec.spec.data import DataFrameSource
+    from kspec.spec.sources import DataFrameSource
 
     if src is None or not hasattr(src, "label"):
         if y is None:

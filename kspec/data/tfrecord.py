@@ -21,7 +21,7 @@ mixes records through a bounded shuffle buffer, parses a batch of records at onc
 builds batches in parallel.
 
 Example:
-    >>> from kspec.spec.data import TfrecordSource  # doctest: +SKIP
+    >>> from kspec.spec.sources import TfrecordSource  # doctest: +SKIP
     >>> parts, label, meta = read_tfrecord(src, ["image"], "data.source")  # doctest: +SKIP
 """
 
@@ -80,7 +80,7 @@ class Plan:
 def _described(src: Any, key: str) -> Any:
     """The description of ``key``: as the spec gives it, or an int64 scalar (a label or
     group key the spec does not describe)."""
-    from kspec.spec.data import TfrecordFeature
+    from kspec.spec.sources import TfrecordFeature
 
     return src.features.get(key) or TfrecordFeature(dtype="int64")
 
@@ -432,7 +432,7 @@ def read_records(files: list[str], source: dict[str, Any],
                  input_names: list[str]) -> dict[str, np.ndarray]:
     """Every record of ``files`` as input arrays, read as the spec's ``tfrecord`` source
     says (``kspec predict --input FILE.tfrecord``)."""
-    from kspec.spec.data import TfrecordSource
+    from kspec.spec.sources import TfrecordSource
 
     src = TfrecordSource.model_validate({**source, "path": files[0], "label": None})
     plan = plan_for(src, input_names, "data.source")

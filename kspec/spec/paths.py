@@ -41,7 +41,7 @@ def _absolute(value: Any, folder: Path) -> Any:
 def _path_fields(kind: Any) -> dict[str, str]:
     """The fields of a source type that hold paths, each ``file`` or ``folder`` (declared by
     its registered schema)."""
-    import kspec.spec.data  # noqa: F401 - registers the source schemas
+    import kspec.spec.sources  # noqa: F401 - registers the source schemas
     from kspec.registry import SOURCES
 
     if not isinstance(kind, str) or kind not in SOURCES:
