@@ -33,10 +33,13 @@ def _batches_of(order, n: int, batch_size: int, drop_remainder: bool):
 
 
 def epoch_variable():
-    """The variable a shuffled pipeline reads its epoch from (see :func:`to_dataset`).
+    """The pass counter of a shuffled pipeline (see :func:`to_dataset`).
 
-    Set it to the epoch about to run (``kspec.train.loop`` does, in ``on_epoch_begin``).
-    It lives on the CPU, where tf.data runs.
+    Each iterator over the pipeline takes the counter's value as its pass number when it
+    starts, and adds one. Set it to the first epoch before training starts
+    (``kspec.train.loop`` does, in ``on_train_begin``); with Keras making one iterator per
+    epoch (``steps_per_epoch`` given) pass numbers are then epoch numbers. It lives on the
+    CPU, where tf.data runs.
     """
     import tensorflow as tf
 
@@ -51,10 +54,12 @@ def _index_batches(n: int, batch_size: int, shuffle: bool, seed: int, drop_remai
     if not shuffle:
         return _batches_of(tf.range(n, dtype=tf.int64), n, batch_size, drop_remainder)
     if epoch is not None:
-        # The epoch's order is a pure function of (seed, epoch), read when the epoch's
-        # iterator starts: a run resumed at epoch k sees the order an uninterrupted run saw.
+        # The epoch's order is a pure function of (seed, pass number); an iterator takes
+        # its pass number from the counter when it starts. A run resumed at epoch k sets
+        # the counter to k and sees the orders an uninterrupted run saw.
+        one = tf.constant(1, tf.int64)
         epoch_seeds = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(
-            lambda _: epoch.read_value())
+            lambda _: epoch.assign_add(one) - one)
     else:
         # One fresh seed per iteration, reproducible from `seed`.
         epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
@@ -85,9 +90,9 @@ def to_dataset(split: Split, batch_size: int, *, shuffle: bool = False, seed: in
         cache: keep the gathered batches of an unshuffled pipeline in memory, so
             evaluating every epoch does not gather again. Shuffled pipelines gather afresh.
         drop_remainder: drop the last, smaller batch.
-        epoch: with ``shuffle``, an int64 variable (:func:`epoch_variable`) holding the epoch
-            about to run: each epoch's order then depends only on ``seed`` and the epoch
-            (what resuming a run needs). Without it each iteration draws a new order.
+        epoch: with ``shuffle``, an int64 counter (:func:`epoch_variable`) that numbers the
+            passes over the data: each pass's order then depends only on ``seed`` and its
+            number (what resuming a run needs). Without it each iteration draws a new order.
         augment: a function of one batch's ``(x, y[, sample_weight])`` applied after
             gathering (the training split's augmentation under XLA, ``kspec.train.xla``);
             run in order, one batch after another, so its seeded draws repeat.

@@ -36,20 +36,22 @@ def progress_bar() -> Any:
     return _CLASSES["bar"]()
 
 
-def epoch_clock(variable: Any) -> Any:
-    """A callback that sets the data's epoch variable
-    (:func:`kspec.data.pipeline.epoch_variable`) to each epoch as it begins, before Keras
-    starts that epoch's iterator."""
+def epoch_clock(variable: Any, first_epoch: int) -> Any:
+    """A callback that sets the data's pass counter
+    (:func:`kspec.data.pipeline.epoch_variable`) to ``first_epoch`` when training begins,
+    after Keras has looked at a first batch to build the metrics and before the first
+    epoch's iterator starts. Keras then makes one iterator per epoch, each taking the next
+    pass number, so epoch ``e`` always sees the order of pass ``e``."""
     if "clock" not in _CLASSES:
         import keras
 
         class EpochClock(keras.callbacks.Callback):
-            def __init__(self, variable: Any) -> None:
+            def __init__(self, variable: Any, first_epoch: int) -> None:
                 super().__init__()
-                self.variable = variable
+                self.variable, self.first_epoch = variable, first_epoch
 
-            def on_epoch_begin(self, epoch, logs=None):
-                self.variable.assign(epoch)
+            def on_train_begin(self, logs=None):
+                self.variable.assign(self.first_epoch)
 
         _CLASSES["clock"] = EpochClock
-    return _CLASSES["clock"](variable)
+    return _CLASSES["clock"](variable, first_epoch)

@@ -44,3 +44,16 @@ def test_dict_inputs_and_unlabelled_splits():
     (batch,) = list(to_dataset(split, 16))
     assert set(batch[0]) == {"a", "b"} and tuple(batch[0]["b"].shape) == (10, 3, 3)
     assert len(batch) == 1
+
+
+def test_pass_counter_numbers_each_pass_and_fixes_its_order():
+    from kspec.data.pipeline import epoch_variable
+
+    split = Split({"f": np.arange(40, dtype="float32")[:, None]}, np.arange(40))
+    counter = epoch_variable()
+    ds = to_dataset(split, 8, shuffle=True, seed=3, epoch=counter)
+    orders = [np.concatenate([b[0] for b in _epoch(ds)])[:, 0] for _ in range(3)]
+    assert int(counter.numpy()) == 3  # each pass took one number
+    assert not np.array_equal(orders[1], orders[2])
+    counter.assign(2)  # a run resumed at epoch 2 sees the order pass 2 had
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in _epoch(ds)])[:, 0], orders[2])
