@@ -309,3 +309,49 @@ def test_search_trials_build_under_the_precision(tmp_path):
     best = keras.saving.load_model(result.best_model_path, safe_mode=True)
     assert best.get_layer("dense_1").compute_dtype == "bfloat16"
     assert best.outputs[0].dtype == "float32"
+
+
+_THREADS_CHILD = """
+import json, sys
+import numpy as np
+import kspec
+spec = json.loads(sys.argv[1])
+x = np.random.default_rng(0).normal(size=(40, 4)).astype("float32")
+run = kspec.fit(spec, data=(x, (x[:, 0] > 0).astype("int64")), out=sys.argv[2], epochs=1)
+import tensorflow as tf
+threads = tf.config.threading.get_inter_op_parallelism_threads()
+print("THREADS", threads, run.metrics["train"]["loss"])
+"""
+
+
+@pytest.mark.parametrize("env, expected", [({}, 1), ({"TF_NUM_INTEROP_THREADS": "2"}, 0)])
+def test_a_cpu_run_uses_one_interop_thread_unless_the_user_chose(tiny_spec, tmp_path, env,
+                                                                   expected):
+    """A fresh process on this CPU-only machine: kspec sets one inter-op thread before
+    TensorFlow starts; TF_NUM_INTEROP_THREADS is the user's choice and is left alone."""
+    import os
+    import subprocess
+    import sys
+
+    spec = _spec(tiny_spec)
+    spec["model"]["inputs"] = [{"name": "features", "shape": [4]}]
+    spec["training"]["loss"] = "sparse_categorical_crossentropy"
+    proc = subprocess.run(
+        [sys.executable, "-c", _THREADS_CHILD, json.dumps(spec), str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env})
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("THREADS")), None)
+    assert line is not None, proc.stderr[-2000:]
+    threads, loss = line.split()[1:]
+    assert int(threads) == expected and np.isfinite(float(loss))
+
+
+def test_no_interop_change_with_a_distribution_or_once_tensorflow_started(tiny_spec):
+    from kspec.train.scale import one_interop_thread
+
+    mirrored = kspec.load_spec(_spec(tiny_spec, distribution={"strategy": "one_device"}))
+    assert one_interop_thread(mirrored) is False
+    import tensorflow as tf
+
+    tf.constant(1.0) + 1.0  # this process's TensorFlow has started
+    assert one_interop_thread(kspec.load_spec(tiny_spec)) is False
