@@ -101,16 +101,34 @@ def make_images(path: Path, n: int = 20000, seed: int = 0) -> None:
 def run(cmd: list[str], cwd: Path) -> dict[str, float]:
     """Run one command; its wall time, CPU time (user + system) and peak RSS in MiB."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    proc.stderr.close()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        printed, errors = (f.read().decode(errors="replace") for f in (out, err))
     if status != 0:
-        raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{err[-2000:]}")
+        raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{errors[-2000:]}")
     return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
-            "rss": usage.ru_maxrss / 1024}
+            "rss": usage.ru_maxrss / 1024, "stdout": printed}
+
+
+def accuracy(job: str, work: Path, printed: str) -> tuple[float | None, float | None]:
+    """Test accuracy of the last kspec run (its record) and of the hand-written script (the
+    line it prints), so that the timings compare the same result."""
+    import json
+    import re
+
+    ours = None
+    if job in ("mlp", "convnet"):
+        (metrics,) = (work / "runs").glob("*/metrics.json")
+        ours = json.loads(metrics.read_text())["test"]["accuracy"]
+    elif job == "tune":
+        (best,) = (work / "tuning").glob("*/best_metrics.json")
+        ours = json.loads(best.read_text())["test"]["accuracy"]
+    found = re.findall(r"test accuracy ([0-9.]+)", printed)
+    return ours, (float(found[-1]) if found else None)
 
 
 def _write(spec: dict, path: Path) -> Path:
@@ -158,6 +176,8 @@ def bench(job: str, pairs: int) -> dict[str, float]:
             for folder in ("runs", "tuning", "models", "hand_tuning"):
                 shutil.rmtree(work / folder, ignore_errors=True)
             a, b = run(ours, work), run(theirs, work)
+            if i == pairs:
+                acc = accuracy(job, work, b["stdout"])
             if i:
                 rows.append((a, b))
                 print(f"  {job:<8} pair {i}: kspec {a['wall']:6.2f} s wall {a['cpu']:6.2f} s "
@@ -168,6 +188,8 @@ def bench(job: str, pairs: int) -> dict[str, float]:
            for j, side in enumerate(("kspec", "hand")) for k in ("wall", "cpu", "rss")}
     for k in ("wall", "cpu", "rss"):
         med[f"ratio_{k}"] = med[f"kspec_{k}"] / med[f"hand_{k}"]
+    if acc[0] is not None:
+        print(f"  {job:<8} test accuracy: kspec {acc[0]:.4f} | hand {acc[1]:.4f}", flush=True)
     return med
 
 

@@ -4,6 +4,7 @@ timings are theirs to measure, not the tests'."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,3 +42,16 @@ def test_gpu_check_runs_on_cpu_and_says_what_it_skipped():
     else:  # on a GPU: every mode of both models, XLA on where asked for
         assert len(rows) == 6 and "SKIPPED" not in out
         assert all("True/True" in r for r in rows if "+ XLA" in r), rows
+
+
+def test_bench_process_runs_both_sides_and_compares_the_same_result():
+    """One measured pair of the small job: kspec fit and the hand-written script both run
+    as processes, the ratios are printed, and both reach a test accuracy the bench prints."""
+    out = _run([sys.executable, "benchmarks/bench_process.py", "--jobs", "mlp", "--pairs", "1"])
+    (pair,) = [row for row in out.splitlines() if "pair 1:" in row]
+    assert "kspec" in pair and "hand" in pair and "wall x" in pair and "CPU x" in pair
+    (acc,) = [row for row in out.splitlines() if "test accuracy" in row]
+    ours, hand = (float(v) for v in re.findall(r"(?:kspec|hand) ([0-9.]+)", acc))
+    assert ours > 0.9 and hand > 0.9, acc
+    (summary,) = [row for row in out.splitlines() if row.startswith("mlp ")]
+    assert len(summary.split()) == 10, summary  # three medians each side and three ratios
