@@ -83,11 +83,6 @@ def plot_diagnostics(rows: Sequence[Mapping], path: Path, title: str = "") -> Pa
                        ncol=1 if len(layers) <= 16 else 2, title="layer", title_fontsize=7)
     if title:
         fig.suptitle(title)
-    # Fixed margins in inches instead of tight_layout, which measures every tick label
-    # (a third of the plot's time, bench_process.py).
-    width, height = fig.get_size_inches()
-    top = 0.55 if title else 0.35
-    fig.subplots_adjust(left=0.75 / width, right=1 - 0.15 / width, bottom=0.5 / height,
-                        top=1 - top / height, wspace=0.25, hspace=0.45)
+    fig.tight_layout()  # makes room for the legend beside the axes
     fig.savefig(path, dpi=100)
     return path
