@@ -198,6 +198,35 @@ class StreamSplit:
         (a split whose fraction is 0 is left out)."""
         raise NotImplementedError
 
+    def _carve_rows(self, n: int, validation: float, test: float, *, shuffle: bool,
+                    seed: int, count: Callable[["StreamSplit"], int] | None = None
+                    ) -> dict[str, "StreamSplit"]:
+        """:meth:`carve` for a stream of ``n`` numbered rows: by a hash of each row's key
+        with the seed (``shuffle``), else by position (test first, then validation, as in
+        memory). Each part is a copy with its ``selection`` (None: every row) and its
+        ``length`` (``count(part)``, default: the rows its ``_mask`` keeps)."""
+        if shuffle:
+            ranges = {k: ("hash", lo, hi, seed)
+                      for k, (lo, hi) in fraction_bounds(validation, test).items()}
+        else:
+            k_test, k_val = int(round(n * test)), int(round(n * validation))
+            ranges = {"test": ("position", 0, k_test),
+                      "validation": ("position", k_test, k_test + k_val),
+                      "train": ("position", k_test + k_val, n)}
+        out = {}
+        for name, selection in ranges.items():
+            if name != "train" and not (validation if name == "validation" else test):
+                continue
+            part = copy.copy(self)
+            part.selection = whole_or(selection, n)
+            if hasattr(self, "split"):  # the readers that know their split's name
+                part.split = name
+            part.transforms, part._heads, part.statistics = [], {}, {}
+            part.source = f"{self.origin} ({name} split)"
+            part.length = count(part) if count else int(part._mask(np.arange(n)).sum())
+            out[name] = part
+        return out
+
     # -- the same surface as Split ---------------------------------------------------------
     def __len__(self) -> int:
         return self.length

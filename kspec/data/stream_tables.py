@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +22,8 @@ from kspec.data.split import Split
 from kspec.data.stream import (
     RowNames,
     StreamSplit,
-    fraction_bounds,
     text_key,
     unit_hash,
-    whole_or,
 )
 from kspec.data.tables import input_groups, label_columns
 from kspec.errors import DataError, SpecError, first_line, suggest
@@ -203,26 +200,7 @@ class CsvStream(StreamSplit):
                             "hash of each row's number, not by class (class proportions then "
                             "hold approximately)", value=True,
                             valid="stratify: false, or one file per split")
-        n = self.rows
-        if shuffle:
-            ranges = {k: ("hash", lo, hi, seed)
-                      for k, (lo, hi) in fraction_bounds(validation, test).items()}
-        else:
-            k_test, k_val = int(round(n * test)), int(round(n * validation))
-            ranges = {"test": ("position", 0, k_test),
-                      "validation": ("position", k_test, k_test + k_val),
-                      "train": ("position", k_test + k_val, n)}
-        out = {}
-        for name, selection in ranges.items():
-            if name != "train" and not (validation if name == "validation" else test):
-                continue
-            part = copy.copy(self)
-            part.selection, part.split = whole_or(selection, n), name
-            part.transforms, part._heads, part.statistics = [], {}, {}
-            part.source = f"{self.origin} ({name} split)"
-            part.length = int(part._mask(np.arange(n)).sum())
-            out[name] = part
-        return out
+        return self._carve_rows(self.rows, validation, test, shuffle=shuffle, seed=seed)
 
     def _mask(self, rows: np.ndarray) -> np.ndarray:
         sel = self.selection

@@ -13,18 +13,15 @@ Example:
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
 
 from kspec.data.stream import (
     StreamSplit,
-    fraction_bounds,
     text_key,
     unit_hash,
     unit_hash_tf,
-    whole_or,
 )
 from kspec.data.tfds import feature_mapping
 from kspec.errors import DataError, SpecError
@@ -65,26 +62,7 @@ class TfdsStream(StreamSplit):
                             "of each example's index, not by class (class proportions then "
                             "hold approximately)", value=True,
                             valid="stratify: false, or TFDS split strings per split")
-        n = self.total
-        if shuffle:
-            ranges = {k: ("hash", lo, hi, seed)
-                      for k, (lo, hi) in fraction_bounds(validation, test).items()}
-        else:
-            k_test, k_val = int(round(n * test)), int(round(n * validation))
-            ranges = {"test": ("position", 0, k_test),
-                      "validation": ("position", k_test, k_test + k_val),
-                      "train": ("position", k_test + k_val, n)}
-        out = {}
-        for name, selection in ranges.items():
-            if name != "train" and not (validation if name == "validation" else test):
-                continue
-            part = copy.copy(self)
-            part.selection = whole_or(selection, n)
-            part.transforms, part._heads, part.statistics = [], {}, {}
-            part.source = f"{self.origin} ({name} split)"
-            part.length = int(part._mask(np.arange(n)).sum())
-            out[name] = part
-        return out
+        return self._carve_rows(self.total, validation, test, shuffle=shuffle, seed=seed)
 
     def _mask(self, index: np.ndarray) -> np.ndarray:
         sel = self.selection

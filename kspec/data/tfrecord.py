@@ -27,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import glob
 import os
 from dataclasses import dataclass
@@ -39,11 +38,9 @@ from kspec.data.split import Split
 from kspec.data.stream import (
     RowNames,
     StreamSplit,
-    fraction_bounds,
     text_key,
     unit_hash,
     unit_hash_tf,
-    whole_or,
 )
 from kspec.data.tables import label_columns
 from kspec.errors import DataError, SpecError, first_line, suggest
@@ -291,26 +288,8 @@ class TfrecordStream(StreamSplit):
                             "each record's file and index, not by class (class proportions "
                             "then hold approximately)", value=True,
                             valid="stratify: false, or separate files per split")
-        n = sum(self.counts)
-        if shuffle:
-            ranges = {k: ("hash", lo, hi, seed)
-                      for k, (lo, hi) in fraction_bounds(validation, test).items()}
-        else:  # the first records are the test split, then validation, as in memory
-            k_test, k_val = int(round(n * test)), int(round(n * validation))
-            ranges = {"test": ("position", 0, k_test),
-                      "validation": ("position", k_test, k_test + k_val),
-                      "train": ("position", k_test + k_val, n)}
-        out = {}
-        for name, selection in ranges.items():
-            if name != "train" and not (validation if name == "validation" else test):
-                continue
-            part = copy.copy(self)
-            part.selection, part.split = whole_or(selection, n), name
-            part.transforms, part._heads, part.statistics = [], {}, {}
-            part.source = f"{self.origin} ({name} split)"
-            part.length = part._count()
-            out[name] = part
-        return out
+        return self._carve_rows(sum(self.counts), validation, test, shuffle=shuffle, seed=seed,
+                                count=lambda part: part._count())
 
     # -- the pipeline ----------------------------------------------------------------------
     def _keep(self, fi: Any, i: Any) -> Any:

@@ -212,3 +212,18 @@ def test_a_cache_left_locked_by_an_interrupted_run_is_rebuilt(make_spec, tmp_pat
     again = np.concatenate([b[1] for b in train.dataset(5, shuffle=True, seed=1)])
     assert not lock.exists() and not partial.exists()
     assert sorted(first.tolist()) == sorted(again.tolist()) == [0] * 4 + [1] * 4 + [2] * 4
+
+
+def test_unshuffled_fractions_cut_by_position_test_first(make_spec, tmp_path):
+    """`shuffle: false`: the first records are the test split, then validation, then train,
+    as for data in memory; the counts are exact."""
+    folder = records(tmp_path / "rec", files=2, per_file=20)
+    spec = make_spec({"source": _record_source(folder),
+                      "splits": {"validation": 0.25, "test": 0.2, "shuffle": False}},
+                     inputs=IMAGE)
+    data = load_data(spec)
+    keys = {name: [k for c in split.chunks(8) for k in c["key"]]
+            for name, split in data.splits().items()}
+    assert [len(keys[n]) for n in ("test", "validation", "train")] == [8, 10, 22]
+    assert [len(data.splits()[n]) for n in ("test", "validation", "train")] == [8, 10, 22]
+    assert len(set(keys["test"] + keys["validation"] + keys["train"])) == 40
