@@ -22,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from epoch_timer import EpochTimer  # noqa: E402
 
 import kspec  # noqa: E402
 from kspec.train.diagnostics import Probe  # noqa: E402
@@ -56,17 +57,6 @@ def hand_model():
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                   steps_per_execution=8)  # kspec's default, so only diagnostics differ
     return model
-
-
-class EpochTimer(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.times = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._t = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.times.append(time.perf_counter() - self._t)
 
 
 def steady(times: list[float]) -> float:

@@ -19,7 +19,6 @@ import argparse
 import os
 import statistics
 import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -31,6 +30,7 @@ tf.config.set_logical_device_configuration(
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from epoch_timer import EpochTimer  # noqa: E402
 
 import kspec  # noqa: E402
 
@@ -59,17 +59,6 @@ CONFIGS = {  # name: (spec overrides, precision, jit_compile, mirrored)
     "mixed_bfloat16 + XLA": ({"training.precision": "mixed_bfloat16",
                               "training.jit_compile": True}, "mixed_bfloat16", True, False),
 }
-
-
-class EpochTimer(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.times = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._t = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.times.append(time.perf_counter() - self._t)
 
 
 def hand_fit(x, y, precision, jit, mirrored, epochs):

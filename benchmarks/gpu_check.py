@@ -16,7 +16,6 @@ import argparse
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -24,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from epoch_timer import EpochTimer  # noqa: E402
 
 import kspec  # noqa: E402
 
@@ -91,17 +91,6 @@ ROWS = {"gpu": {"convnet": 50_000, "resnet_small": 50_000},
         "cpu": {"convnet": 16_384, "resnet_small": 1024}}
 MODES = {"float32": ("float32", False), "mixed_float16": ("mixed_float16", False),
          "mixed_float16 + XLA": ("mixed_float16", True)}
-
-
-class EpochTimer(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.times = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._t = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.times.append(time.perf_counter() - self._t)
 
 
 def rate(times, rows):

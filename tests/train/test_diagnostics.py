@@ -121,11 +121,12 @@ def test_probe_counts_dead_and_saturated_units_and_restores_state():
 
 
 @pytest.mark.slow
-def test_bench_diagnostics_runs_small(capsys):
+def test_bench_diagnostics_runs_small(capsys, monkeypatch):
     import importlib.util
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_diagnostics.py"
+    monkeypatch.syspath_prepend(str(path.parent))  # as when the script runs: its helpers
     spec = importlib.util.spec_from_file_location("bench_diagnostics", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
