@@ -79,6 +79,23 @@ def resolve_folder(path: str) -> Path:
     return Path(path).expanduser()
 
 
+def image_folders(src: Any, input_names: list[str], where: str):
+    """The folders of an ``image_folder`` source, checked (one input, each folder there):
+    ``(split, path, root, files, labels, classes)`` per folder (``split`` is "all" for one
+    folder), the class names so far growing as folders are listed."""
+    if len(input_names) != 1:
+        raise SpecError(where, f"an image folder feeds one input; the model has {input_names}")
+    paths = {"all": src.path} if isinstance(src.path, str) else dict(src.path)
+    classes = src.classes
+    for split, p in paths.items():
+        root = resolve_folder(p)
+        if not root.is_dir():
+            key = f"{where}.path" + ("" if split == "all" else f".{split}")
+            raise SpecError(key, f"folder not found: {p}")
+        files, labels, classes = _list_images(root, classes, where)
+        yield split, p, root, files, labels, classes
+
+
 def read_image_folder(src: Any, input_names: list[str], where: str, groups: Any = None,
                       categorical: Any = None):
     """``{split: Split}`` with ``uint8`` images ``(n, h, w, c)`` and integer labels (with
@@ -90,21 +107,14 @@ def read_image_folder(src: Any, input_names: list[str], where: str, groups: Any 
 
         return read_image_stream(src, input_names, where, groups, categorical)
 
-    if len(input_names) != 1:
-        raise SpecError(where, f"an image folder feeds one input; the model has {input_names}")
-    paths = {"all": src.path} if isinstance(src.path, str) else dict(src.path)
     channels = 1 if src.color_mode == "grayscale" else 3
-    out, classes = {}, src.classes
-    for split, p in paths.items():
-        root = resolve_folder(p)
-        if not root.is_dir():
-            key = f"{where}.path" + ("" if split == "all" else f".{split}")
-            raise SpecError(key, f"folder not found: {p}")
-        files, labels, classes = _list_images(root, classes, where)
+    out, classes, paths = {}, src.classes, []
+    for split, p, root, files, labels, classes in image_folders(src, input_names, where):
+        paths.append(p)
         try:
             x = _decode_all(files, list(src.image_size), channels)
         except tf.errors.OpError as e:
             bad, why = _find_bad_image(files)
             raise DataError(f"{root}: cannot decode image {bad} ({why})") from e
         out[split] = Split({input_names[0]: x}, labels)
-    return out, ", ".join(paths.values()), {"class_names": list(classes)}
+    return out, ", ".join(paths), {"class_names": list(classes)}

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from kspec.data.image_headers import HEAD_BYTES, JPEG_PREFIX, image_size, is_jpeg
-from kspec.data.images import _find_bad_image, _list_images, resolve_folder
+from kspec.data.images import _find_bad_image, image_folders
 from kspec.data.split import Split
 from kspec.data.stream import (
     SHUFFLE_BUFFER,
@@ -37,7 +37,7 @@ from kspec.data.stream import (
     text_key,
     unit_hash,
 )
-from kspec.errors import DataError, SpecError
+from kspec.errors import DataError
 
 log = logging.getLogger("kspec.data")
 
@@ -235,19 +235,12 @@ class ImageFolderStream(StreamSplit):
 def read_image_stream(src: Any, input_names: list[str], where: str, groups: Any = None,
                       categorical: Any = None):
     """``{split: ImageFolderStream}``: the listed files of each folder, checked to be images."""
-    if len(input_names) != 1:
-        raise SpecError(where, f"an image folder feeds one input; the model has {input_names}")
-    paths = {"all": src.path} if isinstance(src.path, str) else dict(src.path)
     channels = 1 if src.color_mode == "grayscale" else 3
-    out, classes = {}, src.classes
-    for split, p in paths.items():
-        root = resolve_folder(p)
-        if not root.is_dir():
-            key = f"{where}.path" + ("" if split == "all" else f".{split}")
-            raise SpecError(key, f"folder not found: {p}")
-        files, labels, classes = _list_images(root, classes, where)
+    out, classes, paths = {}, src.classes, []
+    for split, p, root, files, labels, classes in image_folders(src, input_names, where):
+        paths.append(p)
         sized = check_images(files, root, tuple(src.image_size))
         label = str(p) if split == "all" else f"{p} ({split} split)"
         out[split] = ImageFolderStream(label, root, files, labels, input_names[0],
                                        tuple(src.image_size), channels, src.cache, split, sized)
-    return out, ", ".join(paths.values()), {"class_names": list(classes)}
+    return out, ", ".join(paths), {"class_names": list(classes)}
