@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from epoch_timer import EpochTimer  # noqa: E402
+from epoch_timer import EpochTimer, steady  # noqa: E402
 
 import kspec  # noqa: E402
 from kspec.train.diagnostics import Probe  # noqa: E402
@@ -57,10 +57,6 @@ def hand_model():
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                   steps_per_execution=8)  # kspec's default, so only diagnostics differ
     return model
-
-
-def steady(times: list[float]) -> float:
-    return statistics.median(times[1:] or times)
 
 
 def main(argv: list[str] | None = None) -> None:

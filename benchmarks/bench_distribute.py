@@ -30,7 +30,7 @@ tf.config.set_logical_device_configuration(
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from epoch_timer import EpochTimer  # noqa: E402
+from epoch_timer import EpochTimer, steady  # noqa: E402
 
 import kspec  # noqa: E402
 
@@ -93,10 +93,6 @@ def kspec_fit(x, y, overrides, epochs, out):
     return timer.times
 
 
-def rate(times, rows):
-    return rows / statistics.median(times[1:] or times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=20_000)
@@ -112,11 +108,11 @@ def main() -> None:
         for _ in range(args.repeats):  # interleaved: load changes hit every configuration
             for name, (overrides, precision, jit, mirrored) in CONFIGS.items():
                 keras.backend.clear_session()
-                results[name]["hand"].append(rate(hand_fit(x, y, precision, jit, mirrored,
-                                                           args.epochs), args.rows))
+                hand = hand_fit(x, y, precision, jit, mirrored, args.epochs)
+                results[name]["hand"].append(args.rows / steady(hand))
                 keras.backend.clear_session()
-                results[name]["kspec"].append(rate(kspec_fit(x, y, overrides, args.epochs,
-                                                             out), args.rows))
+                ours = kspec_fit(x, y, overrides, args.epochs, out)
+                results[name]["kspec"].append(args.rows / steady(ours))
     med = {n: {k: statistics.median(v) for k, v in r.items()} for n, r in results.items()}
     base = med["float32, one device"]
     print(f"rows={args.rows} features={FEATURES} MLP {WIDTH}-{WIDTH}-{CLASSES} batch={BATCH} "

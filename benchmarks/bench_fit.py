@@ -19,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from epoch_timer import EpochTimer, steady  # noqa: E402
 
 import kspec  # noqa: E402
 from kspec.train.compile import compile_model  # noqa: E402
@@ -60,22 +61,6 @@ def hand_model():
     return model
 
 
-class EpochTimer(keras.callbacks.Callback):
-    def on_epoch_begin(self, epoch, logs=None):
-        self._t = time.perf_counter()
-
-    def on_train_begin(self, logs=None):
-        self.times = []
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.times.append(time.perf_counter() - self._t)
-
-
-def throughput(times, rows):
-    steady = times[1:] or times
-    return rows / statistics.median(steady)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=50_000)
@@ -97,7 +82,7 @@ def main() -> None:
             hand_build.append(time.perf_counter() - t)
             timer = EpochTimer()
             model.fit(x, y, batch_size=BATCH, epochs=args.epochs, verbose=0, callbacks=[timer])
-            hand_tp.append(throughput(timer.times, args.rows))
+            hand_tp.append(args.rows / steady(timer.times))
 
             keras.backend.clear_session()
             t = time.perf_counter()
@@ -106,7 +91,7 @@ def main() -> None:
             keras.backend.clear_session()
             timer = EpochTimer()
             kspec.fit(SPEC, data=(x, y), out=out, epochs=args.epochs, callbacks=[timer])
-            kspec_tp.append(throughput(timer.times, args.rows))
+            kspec_tp.append(args.rows / steady(timer.times))
 
     h, k = statistics.median(hand_tp), statistics.median(kspec_tp)
     hb, kb = statistics.median(hand_build), statistics.median(kspec_build)

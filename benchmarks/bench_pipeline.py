@@ -26,24 +26,6 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-class EpochTimer:
-    def __init__(self):
-        import keras
-
-        class _CB(keras.callbacks.Callback):
-            def __init__(cb):
-                super().__init__()
-                cb.times = []
-
-            def on_epoch_begin(cb, epoch, logs=None):
-                cb.start = time.perf_counter()
-
-            def on_epoch_end(cb, epoch, logs=None):
-                cb.times.append(time.perf_counter() - cb.start)
-
-        self.callback = _CB()
-
-
 def _model(shape, classes):
     import keras
 
@@ -61,6 +43,7 @@ def run(n: int, size: int, channels: int, batch: int, epochs: int,
         repeats: int = 1) -> dict[str, float]:
     import numpy as np
     import tensorflow as tf
+    from epoch_timer import EpochTimer
 
     from kspec.data.pipeline import to_dataset
     from kspec.data.split import Split
@@ -86,10 +69,10 @@ def run(n: int, size: int, channels: int, batch: int, epochs: int,
     for r in range(repeats):  # interleaved, so a burst of load hits every variant alike
         for name, feed in feeds.items():
             timer = EpochTimer()
-            feed(_model(x.shape[1:], 10), timer.callback)
-            times[name] += timer.callback.times[1:] or timer.callback.times
+            feed(_model(x.shape[1:], 10), timer)
+            times[name] += timer.times[1:] or timer.times
             print(f"  repeat {r + 1} {name:>6}: epochs "
-                  + ", ".join(f"{t:.2f}s" for t in timer.callback.times), flush=True)
+                  + ", ".join(f"{t:.2f}s" for t in timer.times), flush=True)
     rates = {}
     for name, ts in times.items():
         ts = sorted(ts)

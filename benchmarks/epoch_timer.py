@@ -1,6 +1,8 @@
-"""The Keras callback the training benchmarks time epochs with (imported by the scripts in
-this folder, which Python puts on the path when one of them runs)."""
+"""The Keras callback the training benchmarks time epochs with, and the steady epoch time
+they report (imported by the scripts in this folder, which Python puts on the path when one
+of them runs)."""
 
+import statistics
 import time
 
 import keras
@@ -17,3 +19,8 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.times.append(time.perf_counter() - self._t)
+
+
+def steady(times: list[float]) -> float:
+    """The median epoch time after the first epoch (which traces the model), in seconds."""
+    return statistics.median(times[1:] or times)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 from pathlib import Path
 
@@ -23,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from epoch_timer import EpochTimer  # noqa: E402
+from epoch_timer import EpochTimer, steady  # noqa: E402
 
 import kspec  # noqa: E402
 
@@ -93,10 +92,6 @@ MODES = {"float32": ("float32", False), "mixed_float16": ("mixed_float16", False
          "mixed_float16 + XLA": ("mixed_float16", True)}
 
 
-def rate(times, rows):
-    return rows / statistics.median(times[1:] or times)
-
-
 def run_hand(make, x, y, precision, jit, epochs):
     keras.config.set_dtype_policy(precision)
     try:
@@ -109,7 +104,7 @@ def run_hand(make, x, y, precision, jit, epochs):
     timer = EpochTimer()
     model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, callbacks=[timer],
               shuffle=False)
-    return rate(timer.times, len(x)), bool(model.jit_compile)
+    return len(x) / steady(timer.times), bool(model.jit_compile)
 
 
 def run_kspec(spec, x, y, precision, jit, epochs, out):
@@ -117,7 +112,7 @@ def run_kspec(spec, x, y, precision, jit, epochs, out):
     run = kspec.fit(spec, data=(x, y), out=out, epochs=epochs, callbacks=[timer],
                     overrides={**COMMON, "training.precision": precision,
                                "training.jit_compile": jit})
-    return rate(timer.times, len(x)), bool(run.model.jit_compile)
+    return len(x) / steady(timer.times), bool(run.model.jit_compile)
 
 
 def main() -> None:

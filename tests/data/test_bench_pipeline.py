@@ -8,7 +8,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_bench_pipeline_runs_small(capsys):
+def test_bench_pipeline_runs_small(capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # as when the script runs
     spec = importlib.util.spec_from_file_location("bench_pipeline",
                                                   ROOT / "benchmarks" / "bench_pipeline.py")
     bench = importlib.util.module_from_spec(spec)
