@@ -199,12 +199,21 @@ class StreamSplit:
         raise NotImplementedError
 
     def _carve_rows(self, n: int, validation: float, test: float, *, shuffle: bool,
-                    seed: int, count: Callable[["StreamSplit"], int] | None = None
+                    stratify: bool, seed: int, hashed: str, instead: str,
+                    count: Callable[["StreamSplit"], int] | None = None
                     ) -> dict[str, "StreamSplit"]:
         """:meth:`carve` for a stream of ``n`` numbered rows: by a hash of each row's key
         with the seed (``shuffle``), else by position (test first, then validation, as in
         memory). Each part is a copy with its ``selection`` (None: every row) and its
-        ``length`` (``count(part)``, default: the rows its ``_mask`` keeps)."""
+        ``length`` (``count(part)``, default: the rows its ``_mask`` keeps).
+
+        ``stratify`` is refused with a SpecError saying what the stream is split by
+        (``hashed``, e.g. "a streamed csv source is split by a hash of each row's number")
+        and what to write ``instead`` (e.g. "one file per split")."""
+        if stratify and (validation or test):
+            raise SpecError("data.splits.stratify", f"{hashed}, not by class (class "
+                            "proportions then hold approximately)", value=True,
+                            valid=f"stratify: false, or {instead}")
         if shuffle:
             ranges = {k: ("hash", lo, hi, seed)
                       for k, (lo, hi) in fraction_bounds(validation, test).items()}

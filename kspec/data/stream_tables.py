@@ -195,12 +195,10 @@ class CsvStream(StreamSplit):
                 check(Split({}, {output: y} if output else y), named)
 
     def carve(self, validation, test, *, shuffle, stratify, seed):
-        if stratify and (validation or test):
-            raise SpecError("data.splits.stratify", "a streamed csv source is split by a "
-                            "hash of each row's number, not by class (class proportions then "
-                            "hold approximately)", value=True,
-                            valid="stratify: false, or one file per split")
-        return self._carve_rows(self.rows, validation, test, shuffle=shuffle, seed=seed)
+        return self._carve_rows(
+            self.rows, validation, test, shuffle=shuffle, stratify=stratify, seed=seed,
+            hashed="a streamed csv source is split by a hash of each row's number",
+            instead="one file per split")
 
     def _mask(self, rows: np.ndarray) -> np.ndarray:
         sel = self.selection

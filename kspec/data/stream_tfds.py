@@ -57,12 +57,10 @@ class TfdsStream(StreamSplit):
         return int(self.base.reduce(np.int64(0), lambda count, _: count + 1))
 
     def carve(self, validation, test, *, shuffle, stratify, seed):
-        if stratify and (validation or test):
-            raise SpecError("data.splits.stratify", "a streamed TFDS split is divided by a hash "
-                            "of each example's index, not by class (class proportions then "
-                            "hold approximately)", value=True,
-                            valid="stratify: false, or TFDS split strings per split")
-        return self._carve_rows(self.total, validation, test, shuffle=shuffle, seed=seed)
+        return self._carve_rows(
+            self.total, validation, test, shuffle=shuffle, stratify=stratify, seed=seed,
+            hashed="a streamed TFDS split is divided by a hash of each example's index",
+            instead="TFDS split strings per split")
 
     def _mask(self, index: np.ndarray) -> np.ndarray:
         sel = self.selection

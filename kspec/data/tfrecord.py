@@ -283,13 +283,11 @@ class TfrecordStream(StreamSplit):
         return total
 
     def carve(self, validation, test, *, shuffle, stratify, seed):
-        if stratify and (validation or test):
-            raise SpecError("data.splits.stratify", "a streamed source is split by a hash of "
-                            "each record's file and index, not by class (class proportions "
-                            "then hold approximately)", value=True,
-                            valid="stratify: false, or separate files per split")
-        return self._carve_rows(sum(self.counts), validation, test, shuffle=shuffle, seed=seed,
-                                count=lambda part: part._count())
+        return self._carve_rows(
+            sum(self.counts), validation, test, shuffle=shuffle, stratify=stratify,
+            seed=seed, count=lambda part: part._count(),
+            hashed="a streamed source is split by a hash of each record's file and index",
+            instead="separate files per split")
 
     # -- the pipeline ----------------------------------------------------------------------
     def _keep(self, fi: Any, i: Any) -> Any:
