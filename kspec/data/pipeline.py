@@ -106,10 +106,9 @@ def to_dataset(split: Split, batch_size: int, *, shuffle: bool = False, seed: in
     import tensorflow as tf
 
     if getattr(split, "streamed", False):  # read from disk: kspec.data.stream
-        from kspec.data.stream import stream_dataset
-
-        ds = stream_dataset(split, batch_size, shuffle=shuffle, seed=seed,
-                            drop_remainder=drop_remainder)
+        # Never cached in memory (what streaming avoids; `cache: PATH` caches to disk).
+        ds = split.dataset(batch_size, shuffle=shuffle, seed=seed,
+                           drop_remainder=drop_remainder)
         # Augmentation under XLA runs on the host for streamed batches too.
         return ds if augment is None else ds.map(augment).prefetch(tf.data.AUTOTUNE)
     n = len(split)

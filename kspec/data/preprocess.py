@@ -328,7 +328,8 @@ def fit_streamed(spec: Spec, split: Any) -> dict[str, list[Fitted]]:
                             "source (it has no from_moments)", value=step.type,
                             valid="min_max, zscore, channel_mean, whiten, or stream: false")
         impls.append(from_moments)
-    covariance = {n for i, step in enumerate(steps) if impls[i] is _whiten_from
+    covariance = {n for i, step in enumerate(steps)
+                  if "covariance" in getattr(impls[i], "needs", ())
                   for n in _targets(step, names, f"data.preprocessing[{i}]")}
     for name in covariance:
         d = int(np.prod(split.inputs[name][0]))

@@ -236,6 +236,17 @@ class StreamSplit:
             out[name] = part
         return out
 
+    def _mask(self, rows: np.ndarray) -> np.ndarray:
+        """Which of the numbered ``rows`` this part's ``selection`` keeps, for a stream
+        that numbers its rows in one sequence hashed under ``file_key`` (CSV, TFDS)."""
+        sel = self.selection
+        if sel is None:
+            return np.ones(len(rows), bool)
+        if sel[0] == "position":
+            return (rows >= sel[1]) & (rows < sel[2])
+        u = unit_hash(self.file_key, rows, sel[3])
+        return (u >= sel[1]) & (u < sel[2])
+
     # -- the same surface as Split ---------------------------------------------------------
     def __len__(self) -> int:
         return self.length
@@ -365,23 +376,6 @@ class RowNames:
 
     def __getitem__(self, i: int) -> str:
         return self.name(int(i))
-
-
-def is_stream(split: Any) -> bool:
-    """Whether ``split`` is streamed (a :class:`StreamSplit`) rather than in memory.
-
-    Example:
-        >>> is_stream(Split({"x": np.zeros((2, 1))}, None))
-        False
-    """
-    return getattr(split, "streamed", False) is True
-
-
-def stream_dataset(split: StreamSplit, batch_size: int, *, shuffle: bool = False,
-                   seed: int = 0, drop_remainder: bool = False) -> Any:
-    """``to_dataset`` for a streamed split (evaluation batches are never cached in
-    memory: that is what streaming avoids; ``cache: PATH`` on the source caches to disk)."""
-    return split.dataset(batch_size, shuffle=shuffle, seed=seed, drop_remainder=drop_remainder)
 
 
 def refuse(path: str, what: str, valid: str) -> SpecError:

@@ -23,7 +23,6 @@ from kspec.data.stream import (
     RowNames,
     StreamSplit,
     text_key,
-    unit_hash,
 )
 from kspec.data.tables import input_groups, label_columns
 from kspec.errors import DataError, SpecError, first_line, suggest
@@ -199,15 +198,6 @@ class CsvStream(StreamSplit):
             self.rows, validation, test, shuffle=shuffle, stratify=stratify, seed=seed,
             hashed="a streamed csv source is split by a hash of each row's number",
             instead="one file per split")
-
-    def _mask(self, rows: np.ndarray) -> np.ndarray:
-        sel = self.selection
-        if sel is None:
-            return np.ones(len(rows), bool)
-        if sel[0] == "position":
-            return (rows >= sel[1]) & (rows < sel[2])
-        u = unit_hash(self.file_key, rows, sel[3])
-        return (u >= sel[1]) & (u < sel[2])
 
     # -- the pipeline ----------------------------------------------------------------------
     def _signature(self, keys: bool, labels_only: bool) -> dict:

@@ -20,7 +20,6 @@ import numpy as np
 from kspec.data.stream import (
     StreamSplit,
     text_key,
-    unit_hash,
     unit_hash_tf,
 )
 from kspec.data.tfds import feature_mapping
@@ -61,15 +60,6 @@ class TfdsStream(StreamSplit):
             self.total, validation, test, shuffle=shuffle, stratify=stratify, seed=seed,
             hashed="a streamed TFDS split is divided by a hash of each example's index",
             instead="TFDS split strings per split")
-
-    def _mask(self, index: np.ndarray) -> np.ndarray:
-        sel = self.selection
-        if sel is None:
-            return np.ones(len(index), bool)
-        if sel[0] == "position":
-            return (index >= sel[1]) & (index < sel[2])
-        u = unit_hash(self.file_key, index, sel[3])
-        return (u >= sel[1]) & (u < sel[2])
 
     def _elements(self, batch_size, *, shuffle, seed, keys=False, labels_only=False,
                   drop_remainder=False):
