@@ -141,10 +141,16 @@ def model_file_bytes(model: Any) -> int:
     return int(model_bytes(model) * 1.1) + 64 * 1024 + 4 * 1024 * len(_all_variables(model))
 
 
-def _all_variables(model: Any) -> list[Any]:
+def variables(model: Any) -> tuple[list[Any], list[Any]]:
+    """The model's variables (with seed states) and its optimizer's, in a stable order."""
     optimizer = getattr(model, "optimizer", None)
-    return list(getattr(model, "variables", [])) + list(
-        getattr(optimizer, "variables", None) or [])
+    return list(getattr(model, "variables", [])), list(getattr(optimizer, "variables", None)
+                                                         or [])
+
+
+def _all_variables(model: Any) -> list[Any]:
+    model_vars, opt_vars = variables(model)
+    return model_vars + opt_vars
 
 
 def _bytes(v: Any) -> int:

@@ -56,11 +56,7 @@ from kspec.atomic import (  # noqa: F401
     atomic_write,
     atomic_write_text,
     disk_error,
-    ensure_free,
-    fsync_dir,
     jsonable,
-    model_bytes,
-    model_file_bytes,
     save_model_atomic,
     write_json,
 )
@@ -147,10 +143,6 @@ class RunDir:
     def history_csv(self, tag: str = "") -> Path:
         """The per-epoch CSV of the model (``tag``: an ensemble member, ``member0``)."""
         return self.path / (f"history_{tag}.csv" if tag else "history.csv")
-
-    def history_csvs(self) -> list[Path]:
-        """Every history CSV in the run (the model's and each member's)."""
-        return sorted(self.path.glob("history*.csv"))
 
     def diagnostics_csv(self, tag: str = "") -> Path:
         """Per-layer statistics over training (``training.diagnostics``)."""

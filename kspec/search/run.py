@@ -240,7 +240,7 @@ def _tune(plan, data, role, tuner_id, host, port, workers, project_dir, resume, 
     epochs = search.epochs or plan.default.training.epochs
     hypermodel = SpecHyperModel(plan, loaded, epochs, callbacks)
     stopped: Exception | None = None
-    started = None
+    started, workers_done = None, None
     if role == "chief":
         from kspec.search.distributed import environment, serve
 
@@ -262,7 +262,7 @@ def _tune(plan, data, role, tuner_id, host, port, workers, project_dir, resume, 
                 stopped = e
             finally:
                 if started is not None:
-                    started.finish()
+                    workers_done = started.finish()
             tuner.save()
     else:
         tuner = make_tuner(plan, hypermodel, project_dir.parent, project_dir.name)
@@ -279,9 +279,7 @@ def _tune(plan, data, role, tuner_id, host, port, workers, project_dir, resume, 
                                 f"the last: {str(e).splitlines()[-1]}")
     result = _finish(tuner, plan, project_dir, role)
     if started is not None:
-        result.workers = [{"tuner_id": w.tuner_id, "device": w.device,
-                           "returncode": w.returncode, "log": str(w.log)}
-                          for w in started.workers]
+        result.workers = workers_done
         if stopped is None and started.failed():
             stopped = TuneError(f"the search finished, but {started.tails()}")
     if stopped is not None:

@@ -53,6 +53,7 @@ from kspec.atomic import (
     ensure_free,
     fsync_dir,
     model_file_bytes,
+    variables,
 )
 from kspec.errors import DataError, first_line
 from kspec.rundir import RunDir
@@ -84,12 +85,6 @@ class State:
     arrays: list[np.ndarray] = field(repr=False)
     callback_arrays: dict[str, np.ndarray] = field(repr=False)
     n_model: int = 0
-
-
-def variables(model: Any) -> tuple[list[Any], list[Any]]:
-    """The model's variables (with seed states) and its optimizer's, in a stable order."""
-    optimizer = getattr(model, "optimizer", None)
-    return list(model.variables), list(getattr(optimizer, "variables", None) or [])
 
 
 def _numpy(v: Any) -> np.ndarray:

@@ -325,6 +325,7 @@ def train(model: Any, spec: Spec, data: Any, *, train_split: Any = None,
     recorder = (Recorder(run, tag, backup=t.callbacks.backup_and_restore, prior=prior_history)
                 if run is not None else None)
     names = [p["name"] for p in default_phases(spec)] if epochs is None else ["train"]
+    probe = _probe_split(spec, split)  # the diagnostics' rows, read once for every phase
 
     def fit_one(index: int, first: int, last: int):
         start, skip = (recorder.restore(model, index, first, last) if recorder is not None
@@ -333,7 +334,7 @@ def train(model: Any, spec: Spec, data: Any, *, train_split: Any = None,
             return SimpleNamespace(history=recorder.history(first, last))
         cbs = callbacks(spec, has_validation=val_ds is not None, run=run, tag=tag, phase=index,
                         weighted=weighted, extra=extra_callbacks,
-                        train_split=_probe_split(spec, split), recorder=recorder)
+                        train_split=probe, recorder=recorder)
         guard = cbs[-1]
         if clock is not None:
             cbs.insert(0, epoch_clock(clock, start))

@@ -24,7 +24,7 @@ import re
 import warnings
 from typing import Any, Iterator, Mapping
 
-from kspec.errors import SpecError
+from kspec.errors import SpecError, first_line
 from kspec.spec import Spec
 
 _STRATEGIES: dict[tuple, Any] = {}
@@ -206,7 +206,7 @@ def probe_precision(precision: str, device_names: list[str] | None,
                 tf.matmul(tf.ones((4, 4), dtype), tf.ones((4, 4), dtype))
         except (tf.errors.OpError, TypeError, ValueError) as e:
             raise SpecError(where, f"device {name} cannot compute in {dtype} "
-                            f"({str(e).splitlines()[0][:200]})", value=precision,
+                            f"({first_line(e, 200)})", value=precision,
                             valid="float32, or another precision") from None
         if name.startswith("GPU"):
             gpu = [d for d in tf.config.list_physical_devices("GPU")
