@@ -346,22 +346,25 @@ def _work(plan, loaded, project_dir: Path, host: str, port: int, tuner_id: str, 
                             f"{e.code().name}") from None
     from kspec.search.results import collect
 
-    records = [r for r in collect(_Finished(project_dir), plan, project_dir) if r.trial_id in ran]
+    records = collect(_Finished(project_dir, ran), plan, project_dir)
     return SearchResult(project_dir=project_dir, plan=plan, trials=records, role="worker")
 
 
 class _Finished:
-    """The trials of a project read from disk (a worker has no oracle of its own)."""
+    """The trials this worker ran, read from disk (a worker has no oracle of its own).
 
-    def __init__(self, project_dir: Path) -> None:
+    Only its own trials: the chief wrote their ``trial.json`` before it answered the
+    worker's EndTrial, whereas another worker's trial may be half-written at this moment
+    (KerasTuner writes ``trial.json`` in place), and reading it failed with a JSONDecodeError.
+    """
+
+    def __init__(self, project_dir: Path, ran: list[str]) -> None:
         # Private: Trial.load is not exported by KerasTuner 1.4.8's public API.
         from keras_tuner.src.engine import trial as trial_module
 
-        self.trials = {}
-        for path in sorted(project_dir.glob("trial_*/trial.json")):
-            trial = trial_module.Trial.load(str(path))
-            self.trials[trial.trial_id] = trial
-        self.start_order = sorted(self.trials)
+        self.trials = {trial_id: trial_module.Trial.load(
+            str(project_dir / f"trial_{trial_id}" / "trial.json")) for trial_id in ran}
+        self.start_order = list(ran)
 
 
 def _finish(tuner, plan: SearchPlan, project_dir: Path, role: str) -> SearchResult:

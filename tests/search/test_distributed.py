@@ -61,3 +61,21 @@ def test_chief_and_two_workers(make_spec, tmp_path):
     assert len(rows) == 2 and all(r["status"] == "COMPLETED" for r in rows)
     assert "best spec" in outputs[2][1]
     assert (tmp_path / "projects" / "lr_search" / "best_model.keras").is_file()
+
+
+def test_a_worker_reads_only_its_own_trials(tmp_path):
+    """Another worker's trial.json may be half-written when this worker finishes (CI saw a
+    JSONDecodeError from it); the worker's summary reads only the trials it ran."""
+    import keras_tuner as kt
+    from keras_tuner.src.engine import trial as trial_module
+
+    from kspec.search.run import _Finished
+
+    done = trial_module.Trial(kt.HyperParameters(), trial_id="0", status="COMPLETED")
+    (tmp_path / "trial_0").mkdir()
+    done.save(str(tmp_path / "trial_0" / "trial.json"))
+    (tmp_path / "trial_1").mkdir()
+    (tmp_path / "trial_1" / "trial.json").write_text("")  # the chief is writing it now
+    finished = _Finished(tmp_path, ["0"])
+    assert list(finished.trials) == ["0"] and finished.start_order == ["0"]
+    assert finished.trials["0"].status == "COMPLETED"
