@@ -178,9 +178,9 @@ class Recorder:
                   lambda row: done > 0 and int(row["epoch"]) <= done)
 
     def _load_variables(self, model: Any, state: State) -> None:
-        optimizer = getattr(model, "optimizer", None)
-        if optimizer is not None and not optimizer.built:
-            optimizer.build(model.trainable_variables)
+        from kspec.train.scale import build_optimizer
+
+        build_optimizer(model)
         model_vars, opt_vars = variables(model)
         targets = model_vars + opt_vars
         mismatch = len(targets) != len(state.arrays) or state.n_model != len(model_vars) or any(

@@ -141,12 +141,12 @@ def final_model(model: Any, spec: Spec) -> tuple[Any, dict[str, float] | None]:
     if not hasattr(model, "task_weights"):
         return model, None
     from kspec.train.compile import compile_model
-    from kspec.train.scale import model_scope
+    from kspec.train.scale import build_optimizer, model_scope
 
     weights = model.task_weights()
     with model_scope(model.inner):  # the optimizer's variables live in the strategy too
         plain = compile_model(model.inner, spec, loss_weights=weights)
-        plain.optimizer.build(plain.trainable_variables)  # saved state matches on load
+    build_optimizer(plain)  # saved state matches on load
     return plain, weights
 
 
@@ -421,7 +421,7 @@ def build_ensemble(spec: Spec, data: Any) -> Ensemble:
     """Build every member of ``spec.ensemble`` (each with its seed) and their average."""
     from kspec.train.compile import compile_model
     from kspec.train.ensemble import combine, member_seeds
-    from kspec.train.scale import scope
+    from kspec.train.scale import build_optimizer, scope
 
     seeds = member_seeds(spec)
     with scope(spec):  # the members and their average under one policy and strategy
@@ -431,7 +431,7 @@ def build_ensemble(spec: Spec, data: Any) -> Ensemble:
         compile_model(combined, spec)
         # The combined model is never trained itself; building its optimizer now makes the
         # saved optimizer state match the model's variables, so loading it does not warn.
-        combined.optimizer.build(combined.trainable_variables)
+        build_optimizer(combined)
     return Ensemble(combined, members, seeds)
 
 

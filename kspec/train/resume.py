@@ -129,8 +129,9 @@ def continue_model(model: Any, spec: Any, continued: dict[str, Any]) -> str:
     old_vars = list(getattr(old_opt, "variables", None) or [])
     if not old_vars:
         return "new"
-    if not opt.built:
-        opt.build(model.trainable_variables)
+    from kspec.train.scale import build_optimizer
+
+    build_optimizer(model)
     if [tuple(v.shape) for v in opt.variables] != [tuple(v.shape) for v in old_vars]:
         return "new"
     for v, w in zip(opt.variables, old_vars):

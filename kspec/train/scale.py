@@ -311,6 +311,16 @@ def model_scope(model: Any):
     return strat.scope() if strat is not None else contextlib.nullcontext()
 
 
+def build_optimizer(model: Any) -> None:
+    """Create the optimizer's variables now (a resume loads saved values into them; a saved
+    model's optimizer state then matches on load), in the model's strategy scope, where
+    training would have created them: under ``MirroredStrategy`` they are mirrored."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not optimizer.built:
+        with model_scope(model):
+            optimizer.build(model.trainable_variables)
+
+
 # -- what a run used --------------------------------------------------------------------------
 def describe(model: Any, spec: Spec) -> dict[str, Any]:
     """Precision, whether XLA is on (read back from the compiled model), strategy, devices

@@ -85,7 +85,10 @@ def resume_and_export(out: Path) -> None:
     emit(kind="resume", epochs=[int(r.split(",")[0]) for r in rows[1:]],
          status=json.loads((run_dir / "meta.json").read_text())["status"],
          replicas=json.loads((run_dir / "meta.json").read_text())["compute"]["replicas"],
-         parity=exported.check.summary(), passed=exported.check.passed)
+         parity=exported.check.summary(), passed=exported.check.passed,
+         # The optimizer built to load the backup lives in the strategy, as in training.
+         optimizer_kinds=sorted({type(v.value).__name__
+                                 for v in resumed.model.optimizer.variables}))
 
 
 def _base_runs(spec) -> list[str]:

@@ -54,6 +54,8 @@ def test_a_mirrored_run_resumes_and_exports(child):
     assert resume["epochs"] == [0, 1, 2, 3]  # two epochs, the crash, then the last two
     assert resume["status"] == "finished" and resume["replicas"] == 2
     assert resume["passed"], resume["parity"]
+    # The optimizer built to load the backup (scale.build_optimizer) is mirrored too.
+    assert resume["optimizer_kinds"] == ["MirroredVariable"], resume["optimizer_kinds"]
 
 
 @pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
