@@ -4,6 +4,11 @@ Slicing arrays into single examples and batching them again (``from_tensor_slice
 ``batch``) runs the tf.data machinery once per example. kspec shuffles *indices* instead,
 batches them, and gathers each batch with one vectorized ``tf.gather`` in a parallel map,
 the way Keras's own NumPy adapter does; measured in ``benchmarks/bench_pipeline.py``.
+
+The functions given to tf.data here are plain TensorFlow ops with no Python control flow on
+tensors, so they are traced as written (``do_not_convert``): AutoGraph's source
+transformation of them cost about 0.1 s of every ``kspec fit`` process
+(``benchmarks/bench_process.py``).
 """
 
 from __future__ import annotations
@@ -47,6 +52,13 @@ def epoch_variable():
         return tf.Variable(0, dtype=tf.int64, trainable=False, name="kspec_data_epoch")
 
 
+def _as_written(fn):
+    """``fn`` traced without AutoGraph's rewriting (see the module docstring)."""
+    import tensorflow as tf
+
+    return tf.autograph.experimental.do_not_convert(fn)
+
+
 def _index_batches(n: int, batch_size: int, shuffle: bool, seed: int, drop_remainder: bool,
                    epoch=None):
     import tensorflow as tf
@@ -59,13 +71,14 @@ def _index_batches(n: int, batch_size: int, shuffle: bool, seed: int, drop_remai
         # the counter to k and sees the orders an uninterrupted run saw.
         one = tf.constant(1, tf.int64)
         epoch_seeds = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(
-            lambda _: epoch.assign_add(one) - one)
+            _as_written(lambda _: epoch.assign_add(one) - one))
     else:
         # One fresh seed per iteration, reproducible from `seed`.
         epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
     # The permutation of all n rows is one stateless op instead of n elements through a
     # shuffle buffer.
 
+    @_as_written
     def one_epoch(s):
         order = tf.random.experimental.stateless_shuffle(
             tf.range(n, dtype=tf.int64), seed=tf.stack([s, tf.constant(seed, tf.int64)]))
@@ -119,6 +132,7 @@ def to_dataset(split: Split, batch_size: int, *, shuffle: bool = False, seed: in
     arrays = tf.data.Dataset.from_tensors(parts).repeat()
     ds = tf.data.Dataset.zip((index, arrays))
 
+    @_as_written
     def gather(i, data):
         return tf.nest.map_structure(lambda a: tf.gather(a, i, axis=0), data)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -224,18 +225,19 @@ def fit(spec: Any, data: Any = None, *, out: str | Path | None = None,
         trained = _train(spec, loaded, built, run, continued, meta, callbacks or ())
         seconds = time.perf_counter() - start
         hist = trained.history
-        metrics = loop.evaluate(trained.model, spec, loaded)
-        model, task_weights = loop.final_model(trained.model, spec)
-        run.save_model(model)
-        run.write_metrics(metrics)
-        if trained.members is not None:
-            run.write_members(trained.members)
-            # The ensemble's own history: the members' mean per epoch.
-            run.write_history(_rows(trained.history))
-        if hist:
-            from kspec.train.plots import plot_history
-
-            plot_history(hist, run.history_png, title=spec.name)
+        with ThreadPoolExecutor(1, thread_name_prefix="kspec-plot") as background:
+            # The history plot needs only the history: it is drawn while TensorFlow
+            # evaluates every split (its ops release the GIL), not after.
+            plotted = background.submit(_plot, hist, run, spec.name)
+            metrics = loop.evaluate(trained.model, spec, loaded)
+            model, task_weights = loop.final_model(trained.model, spec)
+            run.save_model(model)
+            run.write_metrics(metrics)
+            if trained.members is not None:
+                run.write_members(trained.members)
+                # The ensemble's own history: the members' mean per epoch.
+                run.write_history(_rows(trained.history))
+            plotted.result()  # its error (a full disk) is this run's error
         meta.update(status="finished", ended=rundir.now(), seconds=round(seconds, 3),
                     epochs=len(hist.get("loss", [])), phases=trained.phases)
         if task_weights is not None:
@@ -268,6 +270,13 @@ def _train(spec: Spec, loaded: Any, built: Any, run: RunDir, continued: dict | N
     return loop.train(built, spec, loaded, run=run, extra_callbacks=extra,
                       epochs=spec.training.epochs, initial_epoch=continued["epochs"],
                       prior_history=prior_history(continued))
+
+
+def _plot(hist: dict, run: RunDir, title: str) -> None:
+    if hist:
+        from kspec.train.plots import plot_history
+
+        plot_history(hist, run.history_png, title=title)
 
 
 def _compute(built: Any, spec: Spec) -> dict[str, Any]:
