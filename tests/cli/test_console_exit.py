@@ -49,3 +49,24 @@ def test_output_status_and_files_are_those_of_a_normal_exit(tmp_path, full_exit)
                  full_exit=full_exit)
     assert bad.returncode == 2, bad.stderr
     assert bad.stderr.strip().splitlines()[-1].startswith("error: "), bad.stderr
+
+
+@pytest.mark.parametrize("collecting", [True, False], ids=["gc on", "gc off"])
+def test_the_tensorflow_import_is_frozen_and_the_collector_restored(collecting):
+    """The command line pauses the cyclic collector while TensorFlow imports and freezes what
+    the import created; afterwards the collector is on again exactly when it was before."""
+    code = f"""
+import gc, sys
+if not {collecting}:
+    gc.disable()
+from kspec.cli.common import quiet_tensorflow
+quiet_tensorflow()
+print("tensorflow" in sys.modules, gc.isenabled(), gc.get_freeze_count())
+"""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported, enabled, frozen = done.stdout.split()
+    assert imported == "True" and enabled == str(collecting)
+    assert int(frozen) > 100_000  # TensorFlow's modules, not just kspec's
