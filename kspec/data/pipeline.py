@@ -59,34 +59,39 @@ def _as_written(fn):
     return tf.autograph.experimental.do_not_convert(fn)
 
 
+def pass_orders(n: int, seed: int, epoch=None):
+    """A dataset with one element per pass over the data: a seeded permutation of the row
+    indices ``0..n-1`` (one stateless op instead of n elements through a shuffle buffer).
+
+    With ``epoch`` (:func:`epoch_variable`) the permutation is a pure function of
+    ``(seed, pass number)``: an iterator takes its pass number from the counter when it
+    starts, so a run resumed at epoch k sets the counter to k and sees the orders an
+    uninterrupted run saw. Without it each iteration draws a fresh seed, reproducible from
+    ``seed``. Used by the in-memory pipeline and by streamed image folders.
+    """
+    import tensorflow as tf
+
+    if epoch is not None:
+        one = tf.constant(1, tf.int64)
+        seeds = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(
+            _as_written(lambda _: epoch.assign_add(one) - one))
+    else:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+    return seeds.map(_as_written(lambda s: tf.random.experimental.stateless_shuffle(
+        tf.range(n, dtype=tf.int64), seed=tf.stack([s, tf.constant(seed, tf.int64)]))))
+
+
 def _index_batches(n: int, batch_size: int, shuffle: bool, seed: int, drop_remainder: bool,
                    epoch=None):
     import tensorflow as tf
 
     if not shuffle:
         return _batches_of(tf.range(n, dtype=tf.int64), n, batch_size, drop_remainder)
-    if epoch is not None:
-        # The epoch's order is a pure function of (seed, pass number); an iterator takes
-        # its pass number from the counter when it starts. A run resumed at epoch k sets
-        # the counter to k and sees the orders an uninterrupted run saw.
-        one = tf.constant(1, tf.int64)
-        epoch_seeds = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(
-            _as_written(lambda _: epoch.assign_add(one) - one))
-    else:
-        # One fresh seed per iteration, reproducible from `seed`.
-        epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
-    # The permutation of all n rows is one stateless op instead of n elements through a
-    # shuffle buffer.
-
-    @_as_written
-    def one_epoch(s):
-        order = tf.random.experimental.stateless_shuffle(
-            tf.range(n, dtype=tf.int64), seed=tf.stack([s, tf.constant(seed, tf.int64)]))
-        return _batches_of(order, n, batch_size, drop_remainder)
-
     batches = n // batch_size + (0 if drop_remainder or n % batch_size == 0 else 1)
     # flat_map hides the length; Keras needs it for steps per epoch and progress bars.
-    return epoch_seeds.flat_map(one_epoch).apply(tf.data.experimental.assert_cardinality(batches))
+    return pass_orders(n, seed, epoch).flat_map(
+        _as_written(lambda order: _batches_of(order, n, batch_size, drop_remainder))
+    ).apply(tf.data.experimental.assert_cardinality(batches))
 
 
 def to_dataset(split: Split, batch_size: int, *, shuffle: bool = False, seed: int = 0,

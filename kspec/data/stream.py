@@ -135,19 +135,14 @@ def whole_or(selection: tuple, n: int) -> tuple | None:
 
 def epoch_order(n: int, shuffle: bool, seed: int) -> Any:
     """A dataset of the row indices ``0..n-1``: a fresh seeded permutation every epoch
-    (one stateless op over the indices, not a shuffle buffer), or in order."""
+    (:func:`kspec.data.pipeline.pass_orders`), or in order."""
     import tensorflow as tf
+
+    from kspec.data.pipeline import pass_orders
 
     if not shuffle:
         return tf.data.Dataset.range(n)
-    epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
-
-    def epoch(s):
-        order = tf.random.experimental.stateless_shuffle(
-            tf.range(n, dtype=tf.int64), seed=tf.stack([s, tf.constant(seed, tf.int64)]))
-        return tf.data.Dataset.from_tensor_slices(order)
-
-    return epoch_seeds.flat_map(epoch)
+    return pass_orders(n, seed).flat_map(tf.data.Dataset.from_tensor_slices)
 
 
 # -- the streamed split -------------------------------------------------------------------------
